@@ -1,0 +1,145 @@
+"""Capsule layers of Sabour, Frosst & Hinton (2017), "Dynamic Routing Between Capsules".
+
+Pure graph-building functions: they take tensors and plain arguments and return tensors.
+No flags, no files, no sessions, so tests can check them against NumPy directly.
+
+Paper symbols used in comments:
+  u_i     output of primary capsule i (8-D)
+  W_ij    transformation from capsule i to digit capsule j (8x16)
+  u_hat   prediction vectors u_hat_{j|i} = W_ij u_i (16-D)
+  b_ij    routing logits, c_ij = softmax_j(b_ij) coupling coefficients
+  s_j     weighted sum over i of c_ij u_hat_{j|i}; v_j = squash(s_j)
+"""
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+# Keeps the norm differentiable at s = 0 (d|s|/ds is undefined there).
+SQUASH_EPSILON = 1e-9
+
+
+def squash(s, axis=-1):
+    """Eq. 1: v = |s|^2 / (1 + |s|^2) * s / |s|. Lengths land in [0, 1)."""
+    squared_norm = tf.reduce_sum(tf.square(s), axis=axis, keepdims=True)
+    scale = squared_norm / (1.0 + squared_norm) / tf.sqrt(squared_norm + SQUASH_EPSILON)
+    return scale * s
+
+
+def _glorot():
+    return tf1.initializers.glorot_uniform()
+
+
+def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv'):
+    """A VALID convolution with `weights`/`biases` variables inside `scope` (names checkpoints keep)."""
+    with tf1.variable_scope(scope):
+        in_channels = inputs.shape[-1]
+        weights = tf1.get_variable('weights', [kernel_size, kernel_size, in_channels, filters],
+                                   initializer=_glorot())
+        biases = tf1.get_variable('biases', [filters], initializer=tf1.zeros_initializer())
+        out = tf.nn.conv2d(inputs, weights, strides=stride, padding='VALID') + biases
+        return activation(out) if activation is not None else out
+
+
+def primary_caps(inputs, num_channels=32, caps_dim=8, kernel_size=9, stride=2,
+                 relu=True, scope='primary_caps'):
+    """PrimaryCaps: one conv producing num_channels * caps_dim maps, regrouped into capsules.
+
+    inputs: [B, 20, 20, 256] -> conv [B, 6, 6, 32 * 8] -> u: [B, 1152, 8], squashed.
+    The original TF script keeps the ReLU of the conv before squashing; the official code has none,
+    hence `relu`.
+    """
+    conv = conv_layer(inputs, num_channels * caps_dim, kernel_size, stride,
+                      activation=tf.nn.relu if relu else None, scope=scope)
+    height, width = conv.shape[1], conv.shape[2]
+    # Channels [c * 8 : (c + 1) * 8] of each grid cell form capsule c of that cell.
+    u = tf.reshape(conv, [-1, height * width * num_channels, caps_dim])  # u: [B, 1152, 8]
+    return squash(u)
+
+
+def predict_vectors(u, W):
+    """u_hat_{j|i} = W_ij u_i for every pair (i, j), without tiling u or W.
+
+    u: [B, I, D_in], W: [I, J, D_in, D_out] -> u_hat: [B, I, J, D_out].
+    einsum lowers this to one batched matmul over i: [I, B, D_in] x [I, D_in, J * D_out].
+    """
+    return tf.einsum('bid,ijde->bije', u, W)
+
+
+def dynamic_routing(u_hat, iter_routing, stop_gradient_inner=True, bias=None, leaky=False):
+    """Procedure 1 of the paper. Returns (v_j [B, J, D], c_ij of the last iteration [B, I, J]).
+
+    u_hat: [B, I, J, D]. b_ij starts at 0 for every example. With stop_gradient_inner the earlier
+    iterations only decide c_ij and gradients flow through the last one alone, as the original TF
+    script does; the official code lets them through every iteration.
+    `leaky` adds a zero "orphan" logit to the softmax over parents (official code's option), so a
+    child can send part of its vote nowhere.
+    """
+    if iter_routing < 1:
+        raise ValueError('iter_routing must be >= 1, got %r' % (iter_routing,))
+    u_hat_frozen = tf.stop_gradient(u_hat) if stop_gradient_inner else u_hat
+    b_ij = tf.zeros_like(u_hat[..., 0])  # b_ij: [B, I, J]
+    v_j = c_ij = None
+    for r in range(iter_routing):
+        last = r == iter_routing - 1
+        c_ij = _coupling(b_ij, leaky)                                  # c_ij: [B, I, J]
+        votes = u_hat if last else u_hat_frozen
+        s_j = tf.einsum('bij,bijd->bjd', c_ij, votes)                  # s_j:  [B, J, D]
+        if bias is not None:
+            s_j += bias
+        v_j = squash(s_j)                                              # v_j:  [B, J, D]
+        if not last:
+            # Agreement u_hat_{j|i} . v_j raises b_ij where prediction and output align.
+            b_ij += tf.einsum('bijd,bjd->bij', u_hat_frozen, v_j)      # b_ij: [B, I, J]
+    return v_j, c_ij
+
+
+def _coupling(b_ij, leaky):
+    """c_ij = softmax over parents j; with `leaky`, over parents plus one zero logit that is dropped."""
+    if not leaky:
+        return tf.nn.softmax(b_ij, axis=-1)
+    orphan = tf.zeros_like(b_ij[..., :1])
+    return tf.nn.softmax(tf.concat([orphan, b_ij], axis=-1), axis=-1)[..., 1:]
+
+
+def digit_caps(u, num_outputs=10, out_dim=16, iter_routing=3, stddev=0.01,
+               stop_gradient_inner=True, use_bias=False, leaky=False, scope='digit_caps'):
+    """DigitCaps with dynamic routing. u: [B, 1152, 8] -> (v_j [B, 10, 16], c_ij [B, 1152, 10])."""
+    num_inputs, in_dim = u.shape[1], u.shape[2]
+    with tf1.variable_scope(scope):
+        W = tf1.get_variable('W', [num_inputs, num_outputs, in_dim, out_dim],
+                             initializer=tf1.random_normal_initializer(stddev=stddev))
+        bias = (tf1.get_variable('biases', [num_outputs, out_dim], initializer=tf1.zeros_initializer())
+                if use_bias else None)
+        u_hat = predict_vectors(u, W)  # u_hat: [B, 1152, 10, 16]
+        return dynamic_routing(u_hat, iter_routing, stop_gradient_inner, bias, leaky)
+
+
+def capsule_length(v, axis=-1):
+    """|v_j|, the probability that entity j is present. Epsilon keeps the gradient finite at 0."""
+    return tf.sqrt(tf.reduce_sum(tf.square(v), axis=axis) + SQUASH_EPSILON)
+
+
+def margin_loss(lengths, labels_one_hot, m_plus=0.9, m_minus=0.1, lambda_val=0.5):
+    """Eq. 4, summed over classes and averaged over the batch.
+
+    L_k = T_k max(0, m+ - |v_k|)^2 + lambda (1 - T_k) max(0, |v_k| - m-)^2
+    """
+    present = labels_one_hot * tf.square(tf.nn.relu(m_plus - lengths))
+    absent = lambda_val * (1.0 - labels_one_hot) * tf.square(tf.nn.relu(lengths - m_minus))
+    return tf.reduce_mean(tf.reduce_sum(present + absent, axis=1))
+
+
+def dense_layer(inputs, units, activation, scope):
+    with tf1.variable_scope(scope):
+        weights = tf1.get_variable('weights', [inputs.shape[-1], units], initializer=_glorot())
+        biases = tf1.get_variable('biases', [units], initializer=tf1.zeros_initializer())
+        out = tf.matmul(inputs, weights) + biases
+        return activation(out) if activation is not None else out
+
+
+def decoder(masked_caps, output_pixels=784, scope='decoder'):
+    """FC 512 ReLU -> 1024 ReLU -> output_pixels sigmoid. masked_caps: [B, 10 * 16]."""
+    with tf1.variable_scope(scope):
+        h = dense_layer(masked_caps, 512, tf.nn.relu, 'fc1')
+        h = dense_layer(h, 1024, tf.nn.relu, 'fc2')
+        return dense_layer(h, output_pixels, tf.sigmoid, 'fc3')

@@ -1,0 +1,125 @@
+"""The CapsNet of Sabour et al. (2017) assembled from capsLayer pieces, with its losses.
+
+Reads no flags and no files: everything comes in through `ModelConfig` and tensors, so the
+single-device loop (main.py), the towers (dist_version/) and the tests build the same graph.
+"""
+import dataclasses
+
+import tensorflow as tf
+
+import capsLayer
+
+tf1 = tf.compat.v1
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the model and its loss (defaults: the original script and the paper)."""
+    m_plus: float = 0.9
+    m_minus: float = 0.1
+    lambda_val: float = 0.5
+    iter_routing: int = 3
+    mask_with_y: bool = True
+    stddev: float = 0.01
+    # 0.0005 x sum of squared errors == 0.392 x mean squared error over 784 pixels.
+    regularization_scale: float = 0.0005 * 784
+    learning_rate: float = 0.001
+    primary_caps_relu: bool = True
+    stop_gradient_routing: bool = True
+    leaky_routing: bool = False
+    digit_caps_bias: bool = False
+
+    @classmethod
+    def from_flags(cls, flags):
+        """Picks the fields this class knows from any object with matching attributes."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: getattr(flags, n) for n in names if hasattr(flags, n)})
+
+
+class CapsNet:
+    """Builds the forward pass, predictions and losses for one batch of images.
+
+    images: float [B, 28, 28, 1] in [0, 1]; labels: int [B].
+    Variables live under conv1/, primary_caps/, digit_caps/ and decoder/ in the current variable
+    scope; pass reuse=True to build a second copy (evaluation input, another tower) on the same
+    weights. `training` decides only the decoder's mask: true labels (with mask_with_y) or the
+    longest capsule.
+    """
+
+    def __init__(self, images, labels, config=ModelConfig(), training=True, reuse=None):
+        self.config = config
+        self.images = images
+        self.labels = tf.cast(labels, tf.int32)
+        with tf1.variable_scope(tf1.get_variable_scope(), reuse=reuse):
+            self._build_forward(training)
+            self._build_loss()
+
+    def _build_forward(self, training):
+        cfg = self.config
+        conv1 = capsLayer.conv_layer(self.images, 256, 9, 1, scope='conv1')       # [B, 20, 20, 256]
+        u = capsLayer.primary_caps(conv1, relu=cfg.primary_caps_relu)             # u: [B, 1152, 8]
+        self.digit_caps, self.coupling = capsLayer.digit_caps(                    # v_j: [B, 10, 16]
+            u, NUM_CLASSES, 16, cfg.iter_routing, cfg.stddev,
+            stop_gradient_inner=cfg.stop_gradient_routing,
+            use_bias=cfg.digit_caps_bias, leaky=cfg.leaky_routing)
+        self.lengths = capsLayer.capsule_length(self.digit_caps)                  # [B, 10]
+        self.predictions = tf.argmax(self.lengths, axis=1, output_type=tf.int32)  # [B]
+        mask_labels = self.labels if (training and cfg.mask_with_y) else self.predictions
+        self.masked_caps = mask_capsules(self.digit_caps, mask_labels)            # [B, 160]
+        self.reconstructions = capsLayer.decoder(self.masked_caps, IMAGE_SIZE * IMAGE_SIZE)
+
+    def _build_loss(self):
+        cfg = self.config
+        one_hot = tf.one_hot(self.labels, NUM_CLASSES)
+        self.margin_loss = capsLayer.margin_loss(self.lengths, one_hot, cfg.m_plus, cfg.m_minus,
+                                                 cfg.lambda_val)
+        flat_images = tf.reshape(self.images, [-1, IMAGE_SIZE * IMAGE_SIZE])
+        self.reconstruction_loss = tf.reduce_mean(tf.square(self.reconstructions - flat_images))
+        self.total_loss = self.margin_loss + cfg.regularization_scale * self.reconstruction_loss
+        correct = tf.equal(self.predictions, self.labels)
+        self.num_correct = tf.reduce_sum(tf.cast(correct, tf.int32))
+        self.accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
+
+
+def mask_capsules(digit_caps, labels):
+    """Zeroes every capsule but the one of `labels`; returns the flattened [B, 10 * 16] decoder input."""
+    mask = tf.one_hot(labels, NUM_CLASSES)[:, :, None]  # [B, 10, 1]
+    return tf.reshape(digit_caps * mask, [-1, NUM_CLASSES * digit_caps.shape[-1]])
+
+
+def build_optimizer(config, global_step):
+    """Adam, as the paper; the learning rate is a tensor so schedules can replace it."""
+    return tf1.train.AdamOptimizer(config.learning_rate)
+
+
+def build_train_op(model, global_step):
+    optimizer = build_optimizer(model.config, global_step)
+    return optimizer.minimize(model.total_loss, global_step=global_step)
+
+
+def train_summaries(model):
+    """Scalars and an input-vs-reconstruction image grid, merged into one op."""
+    side_by_side = tf.concat([
+        model.images[:8],
+        tf.reshape(model.reconstructions[:8], [-1, IMAGE_SIZE, IMAGE_SIZE, 1]),
+    ], axis=2)  # [8, 28, 56, 1]: input left, reconstruction right
+    return tf1.summary.merge([
+        tf1.summary.scalar('train/margin_loss', model.margin_loss),
+        tf1.summary.scalar('train/reconstruction_loss', model.reconstruction_loss),
+        tf1.summary.scalar('train/total_loss', model.total_loss),
+        tf1.summary.scalar('train/accuracy', model.accuracy),
+        tf1.summary.image('reconstruction', side_by_side, max_outputs=8),
+    ])
+
+
+def count_parameters(variables):
+    total = 0
+    for v in variables:
+        n = 1
+        for d in v.shape:
+            n *= int(d)
+        total += n
+    return total

@@ -1,0 +1,126 @@
+"""Every command-line flag of the script, with its default and a one-line meaning.
+
+The names and defaults of the original CapsNet-Tensorflow script are kept, and `--name=value`
+works as it did with tf.app.flags. argparse replaces tf.app.flags (gone in TF 2) because it keeps
+no global state, so tests can parse as many configurations as they like.
+"""
+import argparse
+import json
+import os
+
+from errors import UserError
+
+DATASETS = ('mnist', 'fashion-mnist')
+
+
+class ConfigError(UserError):
+    exit_code = 2
+
+
+def str2bool(text):
+    value = str(text).strip().lower()
+    if value in ('1', 'true', 't', 'yes', 'y'):
+        return True
+    if value in ('0', 'false', 'f', 'no', 'n'):
+        return False
+    raise argparse.ArgumentTypeError('expected True or False, got %r' % text)
+
+
+def _bool(parser, name, default, help_text):
+    # nargs='?' lets a bare `--flag` mean True, as tf.app.flags allowed.
+    parser.add_argument('--' + name, type=str2bool, nargs='?', const=True, default=default,
+                        metavar='BOOL', help=help_text)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Reports a bad flag as a ConfigError (one line, exit 2) instead of printing usage."""
+
+    def error(self, message):
+        raise ConfigError('bad flag: %s (see python main.py --help)' % message)
+
+
+def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).'):
+    p = _OneLineParser(description=description,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    # Loss (paper, section 3).
+    a('--m_plus', type=float, default=0.9, help='margin loss: target length floor for the true class')
+    a('--m_minus', type=float, default=0.1, help='margin loss: length ceiling for absent classes')
+    a('--lambda_val', type=float, default=0.5, help='margin loss: down-weighting of absent classes')
+    a('--regularization_scale', type=float, default=0.392,
+      help='weight of the reconstruction MSE (0.0005 x 784: the paper\'s 0.0005 x sum of squares)')
+    # Model.
+    a('--iter_routing', type=int, default=3, help='routing iterations between primary and digit capsules')
+    _bool(p, 'mask_with_y', True, 'mask the decoder input with the true label while training')
+    a('--stddev', type=float, default=0.01, help='stddev of the normal initialiser of digit_caps/W')
+    _bool(p, 'primary_caps_relu', True,
+          'ReLU on the PrimaryCaps conv before squash (original script); False as the official code')
+    _bool(p, 'stop_gradient_routing', True,
+          'gradients through the last routing iteration only (original); False: through all (official)')
+    _bool(p, 'leaky_routing', False, 'add a zero "orphan" logit to the routing softmax (official option)')
+    _bool(p, 'digit_caps_bias', False, 'add a learned bias to s_j of the digit capsules')
+    # Optimisation.
+    a('--learning_rate', type=float, default=0.001, help='Adam learning rate')
+    a('--batch_size', type=int, default=128, help='training batch size')
+    a('--epoch', type=int, default=50, help='training epochs over the training split')
+    a('--max_steps', type=int, default=0, help='stop after this many steps in all (0: epoch x steps/epoch)')
+    a('--seed', type=int, default=1234, help='seed for weights and data order (same seed, same run)')
+    # Data.
+    a('--dataset', default='mnist', help='mnist or fashion-mnist')
+    a('--data_dir', default=None, help='folder with the four IDX .gz files (default data/DATASET)')
+    a('--val_size', type=int, default=5000, help='last images of the training file held out for validation')
+    _bool(p, 'verify_data', True, 'check the data files\' checksums before training')
+    a('--num_threads', type=int, default=8, help='parallel calls of the tf.data input pipeline')
+    a('--eval_batch_size', type=int, default=500, help='batch size for validation and test evaluation')
+    # Run control and outputs.
+    _bool(p, 'is_training', True, 'train (True) or restore the latest checkpoint and test (False)')
+    a('--logdir', default='logdir', help='checkpoints, TensorBoard events and flags.json')
+    a('--results', default='results', help='folder of the CSV metrics')
+    a('--train_sum_freq', type=int, default=100, help='steps between training summaries and CSV rows')
+    a('--val_sum_freq', type=int, default=500, help='steps between validation evaluations')
+    a('--save_freq', type=int, default=3, help='epochs between checkpoints (one is always saved at the end)')
+    a('--keep_checkpoints', type=int, default=5, help='how many recent checkpoints to keep')
+    return p
+
+
+def parse(argv=None, parser=None):
+    """Parses argv (list of strings, without the program name) into a validated namespace."""
+    parser = parser or build_parser()
+    cfg = parser.parse_args(argv)
+    validate(cfg)
+    if cfg.data_dir is None:
+        cfg.data_dir = os.path.join('data', cfg.dataset)
+    return cfg
+
+
+def validate(cfg):
+    """Refuses impossible values with a one-line ConfigError naming the flag."""
+    if cfg.dataset not in DATASETS:
+        raise ConfigError('unknown --dataset=%s; choose one of: %s' % (cfg.dataset, ', '.join(DATASETS)))
+    positive = ['batch_size', 'epoch', 'iter_routing', 'train_sum_freq', 'val_sum_freq', 'save_freq',
+                'num_threads', 'eval_batch_size', 'keep_checkpoints', 'val_size']
+    for name in positive:
+        value = getattr(cfg, name, None)
+        if value is not None and value < 1:
+            raise ConfigError('--%s must be at least 1, got %s' % (name, value))
+    for name in ('max_steps',):
+        if getattr(cfg, name) < 0:
+            raise ConfigError('--%s must be >= 0, got %s' % (name, getattr(cfg, name)))
+    if not 0.0 <= cfg.m_minus < cfg.m_plus <= 1.0:
+        raise ConfigError('need 0 <= --m_minus < --m_plus <= 1, got m_minus=%s m_plus=%s'
+                          % (cfg.m_minus, cfg.m_plus))
+    for name in ('lambda_val', 'regularization_scale', 'stddev'):
+        if getattr(cfg, name) < 0:
+            raise ConfigError('--%s must be >= 0, got %s' % (name, getattr(cfg, name)))
+    if cfg.learning_rate <= 0:
+        raise ConfigError('--learning_rate must be > 0, got %s' % cfg.learning_rate)
+
+
+def save_flags(cfg, path):
+    """Records the resolved flags as JSON (atomically), so every run says how it was made."""
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(vars(cfg), f, indent=2, sort_keys=True)
+        f.write('\n')
+    os.replace(tmp, path)

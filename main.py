@@ -1,0 +1,238 @@
+"""Train CapsNet on MNIST, or test the latest checkpoint.
+
+    python download_data.py                 # once: the four IDX files into data/mnist
+    python main.py                          # train with the paper's settings; resumes if logdir has a checkpoint
+    python main.py --is_training=False      # test accuracy of the latest checkpoint in logdir
+    tensorboard --logdir logdir             # losses, accuracies, reconstructions
+    tail -f results/val_acc.csv
+"""
+import os
+import signal
+import sys
+import types
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # keep oneDNN/CPU-feature notices out of the log
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import capsNet  # noqa: E402
+import config  # noqa: E402
+import utils  # noqa: E402
+from errors import UserError  # noqa: E402
+
+tf1 = tf.compat.v1
+
+CHECKPOINT_NAME = 'model.ckpt'
+CSV_HEADERS = {'loss': 'step,loss', 'train_acc': 'step,train_acc', 'val_acc': 'step,val_acc'}
+
+
+class TrainingInterrupted(UserError):
+    exit_code = 130
+
+
+class NonFiniteLoss(UserError):
+    exit_code = 3
+
+
+def session_config():
+    sess_config = tf1.ConfigProto(allow_soft_placement=True)
+    sess_config.gpu_options.allow_growth = True  # share the GPU politely; no effect on CPU
+    return sess_config
+
+
+def build_train_graph(cfg):
+    """Everything the loop runs: input pipelines, train and eval copies of one model, saver."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(cfg.seed)
+        model_config = capsNet.ModelConfig.from_flags(cfg)
+        global_step = tf1.train.get_or_create_global_step()
+        train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input')
+        eval_input = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input')
+        model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True)
+        eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
+                                     training=False, reuse=True)
+        parts = types.SimpleNamespace(
+            graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
+            train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
+            accuracy=model.accuracy, summary=capsNet.train_summaries(model), eval_model=eval_model,
+            saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints))
+        parts.init = tf1.global_variables_initializer()
+    graph.finalize()  # a loop that adds ops every step leaks memory; make that an error instead
+    return parts
+
+
+def count_correct(sess, pipeline, model, images, labels):
+    """Accuracy over every example of the arrays (the last, smaller batch included)."""
+    pipeline.initialize(sess, images, labels)
+    correct = 0
+    while True:
+        try:
+            correct += sess.run(model.num_correct)
+        except tf.errors.OutOfRangeError:
+            return correct
+
+
+def restore_or_initialize(sess, parts, logdir):
+    """Restores the newest checkpoint of logdir if there is one; returns the global step."""
+    latest = tf.train.latest_checkpoint(logdir)
+    if latest is None:
+        sess.run(parts.init)
+        return 0
+    restore(parts.saver, sess, latest)
+    return int(sess.run(parts.global_step))
+
+
+def restore(saver, sess, checkpoint):
+    try:
+        saver.restore(sess, checkpoint)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
+        first_line = str(e).strip().split('\n')[0][:200]
+        raise UserError('checkpoint %s does not fit this model (%s); use the flags it was trained with '
+                        '(see flags.json beside it) or another --logdir' % (checkpoint, first_line)) from None
+    except tf.errors.DataLossError:
+        raise UserError('checkpoint %s is corrupt; delete it (or the whole --logdir) to start over'
+                        % checkpoint) from None
+
+
+def open_csvs(results_dir, resumed_step):
+    """The metric CSVs; rows after the checkpoint we resume from are dropped so none repeat."""
+    logs = {}
+    for name, header in CSV_HEADERS.items():
+        logs[name] = utils.CsvLog(os.path.join(results_dir, name + '.csv'), header)
+        logs[name].truncate_after(resumed_step)
+    return logs
+
+
+def scalar_summary(tag, value):
+    return tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=float(value))])
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def train(cfg, build_graph=build_train_graph):
+    """Trains for cfg.epoch epochs (or cfg.max_steps steps); resumes from the newest checkpoint."""
+    (train_x, train_y), (val_x, val_y) = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset,
+                                                              cfg.verify_data)
+    steps_per_epoch = len(train_x) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise config.ConfigError('--batch_size=%d is larger than the %d training images'
+                                 % (cfg.batch_size, len(train_x)))
+    total_steps = cfg.max_steps or cfg.epoch * steps_per_epoch
+    os.makedirs(cfg.logdir, exist_ok=True)
+    config.save_flags(cfg, os.path.join(cfg.logdir, 'flags.json'))
+    parts = build_graph(cfg)
+    checkpoint_prefix = os.path.join(cfg.logdir, CHECKPOINT_NAME)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+    with tf1.Session(graph=parts.graph, config=session_config()) as sess:
+        step = restore_or_initialize(sess, parts, cfg.logdir)
+        if step >= total_steps:
+            print('already trained: step %d of %d in %s' % (step, total_steps, cfg.logdir))
+            return step
+        if step:
+            print('resuming from step %d (%s)' % (step, tf.train.latest_checkpoint(cfg.logdir)))
+        logs = open_csvs(cfg.results, step)
+        writer = tf1.summary.FileWriter(cfg.logdir, parts.graph if step == 0 else None)
+        last_saved = step
+        try:
+            while step < total_steps:
+                epoch, skip = divmod(step, steps_per_epoch)
+                parts.train_input.initialize(sess, train_x, train_y,
+                                             utils.epoch_permutation(len(train_x), cfg.seed, epoch), skip)
+                epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
+                bar = tqdm(total=epoch_end - epoch * steps_per_epoch, initial=skip, unit='step',
+                           desc='epoch %d/%d' % (epoch + 1, -(-total_steps // steps_per_epoch)),
+                           dynamic_ncols=True)
+                with bar:
+                    while step < epoch_end:
+                        step = _train_step(sess, parts, cfg, step, last_saved, logs, writer, bar)
+                        if step % cfg.val_sum_freq == 0:
+                            _validate(sess, parts, step, val_x, val_y, logs, writer)
+                if step % (cfg.save_freq * steps_per_epoch) == 0 or step == total_steps:
+                    parts.saver.save(sess, checkpoint_prefix, global_step=step)
+                    last_saved = step
+            if step % cfg.val_sum_freq:
+                _validate(sess, parts, step, val_x, val_y, logs, writer)
+        except KeyboardInterrupt:
+            step = int(sess.run(parts.global_step))
+            parts.saver.save(sess, checkpoint_prefix, global_step=step)
+            raise TrainingInterrupted('interrupted at step %d; checkpoint saved in %s; run the same '
+                                      'command to resume' % (step, cfg.logdir)) from None
+        finally:
+            writer.close()
+    return step
+
+
+def _train_step(sess, parts, cfg, step, last_saved, logs, writer, bar):
+    """One optimizer step; summaries and CSV rows every train_sum_freq steps. Returns the new step."""
+    log_now = (step + 1) % cfg.train_sum_freq == 0
+    fetches = [parts.train_op, parts.loss, parts.accuracy] + ([parts.summary] if log_now else [])
+    results = sess.run(fetches)
+    loss, accuracy = results[1], results[2]
+    step += 1
+    if not np.isfinite(loss):
+        raise NonFiniteLoss('loss is %s at step %d (last checkpoint: step %d, left untouched); lower '
+                            '--learning_rate or check the data, then rerun to resume' % (loss, step, last_saved))
+    bar.update(1)
+    bar.set_postfix(loss='%.4f' % loss, acc='%.3f' % accuracy, refresh=False)
+    if log_now:
+        writer.add_summary(results[3], step)
+        logs['loss'].append(step, loss)
+        logs['train_acc'].append(step, accuracy)
+    return step
+
+
+def _validate(sess, parts, step, val_x, val_y, logs, writer):
+    accuracy = count_correct(sess, parts.eval_input, parts.eval_model, val_x, val_y) / len(val_x)
+    logs['val_acc'].append(step, accuracy)
+    writer.add_summary(scalar_summary('val/accuracy', accuracy), step)
+    writer.flush()
+    tqdm.write('step %d: validation accuracy %.4f' % (step, accuracy))
+    return accuracy
+
+
+def evaluate(cfg):
+    """Test accuracy of the newest checkpoint in cfg.logdir on all test images; appends test_acc.csv."""
+    checkpoint = tf.train.latest_checkpoint(cfg.logdir)
+    if checkpoint is None:
+        raise UserError('no checkpoint in %s; train first with: python main.py --logdir=%s'
+                        % (cfg.logdir, cfg.logdir))
+    test_x, test_y = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
+    graph = tf.Graph()
+    with graph.as_default():
+        pipeline = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input')
+        model = capsNet.CapsNet(pipeline.images, pipeline.labels, capsNet.ModelConfig.from_flags(cfg),
+                                training=False)
+        global_step = tf1.train.get_or_create_global_step()
+        saver = tf1.train.Saver(tf1.global_variables())
+    with tf1.Session(graph=graph, config=session_config()) as sess:
+        restore(saver, sess, checkpoint)
+        step = int(sess.run(global_step))
+        correct = count_correct(sess, pipeline, model, test_x, test_y)
+    accuracy = correct / len(test_x)
+    utils.CsvLog(os.path.join(cfg.results, 'test_acc.csv'), 'step,test_acc').append(step, accuracy)
+    print('test accuracy %.4f (%d errors / %d) at step %d of %s'
+          % (accuracy, len(test_x) - correct, len(test_x), step, checkpoint))
+    return accuracy
+
+
+def main(argv=None):
+    try:
+        cfg = config.parse(sys.argv[1:] if argv is None else argv)
+        if cfg.is_training:
+            train(cfg)
+        else:
+            evaluate(cfg)
+    except UserError as e:
+        print('error: %s' % e, file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

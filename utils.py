@@ -1,0 +1,234 @@
+"""Input and output: IDX files -> checked NumPy arrays -> tf.data batches; CSV rows; PNG grids."""
+import gzip
+import os
+import struct
+import zlib
+
+import numpy as np
+import tensorflow as tf
+
+from errors import UserError
+
+tf1 = tf.compat.v1
+
+IDX_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+IDX_UBYTE = 0x08
+
+
+class DataError(UserError):
+    pass
+
+
+def _fix_hint(dataset):
+    return 'run: python download_data.py --dataset %s --force' % dataset
+
+
+def find_idx_file(data_dir, stem, dataset='mnist'):
+    """The .gz file, or the already-decompressed one, for `stem` in data_dir."""
+    for name in (stem + '.gz', stem):
+        path = os.path.join(data_dir, name)
+        if os.path.exists(path):
+            return path
+    raise DataError('missing data file %s.gz in %s; run: python download_data.py --dataset %s --save_to %s'
+                    % (stem, data_dir, dataset, data_dir))
+
+
+def read_idx(path, expected_ndim, dataset='mnist'):
+    """Reads an IDX file of unsigned bytes (gzip or raw) into an array, checking the header.
+
+    IDX layout: 2 zero bytes, a type byte (0x08 = ubyte), a byte for the number of dimensions, then
+    one big-endian int32 per dimension, then the data in C order.
+    """
+    try:
+        opener = gzip.open if path.endswith('.gz') else open
+        with opener(path, 'rb') as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError('cannot read %s (%s: truncated or corrupt); %s'
+                        % (path, type(e).__name__, _fix_hint(dataset))) from None
+    if len(raw) < 4:
+        raise DataError('%s is too short to be an IDX file; %s' % (path, _fix_hint(dataset)))
+    zero1, zero2, dtype, ndim = raw[0], raw[1], raw[2], raw[3]
+    if zero1 or zero2 or dtype != IDX_UBYTE or ndim != expected_ndim:
+        raise DataError('%s has a wrong magic number 0x%s (expected 0x%08x); %s'
+                        % (path, raw[:4].hex(), 0x0800 + expected_ndim, _fix_hint(dataset)))
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError('%s is truncated inside its header; %s' % (path, _fix_hint(dataset)))
+    dims = struct.unpack('>' + 'i' * ndim, raw[4:header_size])
+    expected = header_size + int(np.prod(dims))
+    if len(raw) != expected:
+        raise DataError('%s holds %d bytes but its header %s needs %d (truncated or padded); %s'
+                        % (path, len(raw), list(dims), expected, _fix_hint(dataset)))
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
+
+
+def load_split(data_dir, split, dataset='mnist', verify=True):
+    """(images uint8 [N, 28, 28], labels uint8 [N]) of the 'train' or 'test' files, checked."""
+    image_stem, label_stem = IDX_FILES[split]
+    image_path = find_idx_file(data_dir, image_stem, dataset)
+    label_path = find_idx_file(data_dir, label_stem, dataset)
+    if verify:
+        _verify_checksums(dataset, [(image_path, image_stem), (label_path, label_stem)])
+    images = read_idx(image_path, 3, dataset)
+    labels = read_idx(label_path, 1, dataset)
+    if images.shape[1:] != IMAGE_SHAPE:
+        raise DataError('%s holds %dx%d images, expected 28x28; %s'
+                        % (image_path, images.shape[1], images.shape[2], _fix_hint(dataset)))
+    if len(images) != len(labels):
+        raise DataError('%s has %d images but %s has %d labels; %s'
+                        % (image_path, len(images), label_path, len(labels), _fix_hint(dataset)))
+    if len(labels) and labels.max() >= NUM_CLASSES:
+        raise DataError('%s has label %d outside 0-9; %s' % (label_path, labels.max(), _fix_hint(dataset)))
+    return images, labels
+
+
+def _verify_checksums(dataset, paths_and_stems):
+    import download_data  # imported here: only the checksum table is needed, and only when verifying
+    for path, stem in paths_and_stems:
+        try:
+            download_data.verify_file(path, dataset, stem + '.gz')
+        except download_data.DownloadError as e:
+            raise DataError('%s; %s (or pass --verify_data=False for your own files)'
+                            % (str(e).rstrip('.'), _fix_hint(dataset))) from None
+
+
+def load_train_val(data_dir, val_size, dataset='mnist', verify=True):
+    """Training file split into its first N - val_size images (train) and last val_size (validation)."""
+    images, labels = load_split(data_dir, 'train', dataset, verify)
+    if val_size >= len(images):
+        raise DataError('--val_size=%d leaves no training images (the file has %d)' % (val_size, len(images)))
+    cut = len(images) - val_size
+    return (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
+
+
+def epoch_permutation(num_examples, seed, epoch):
+    """The data order of one epoch: a pure function of (seed, epoch), so a resumed run replays it."""
+    return np.random.RandomState([seed % (2 ** 32), epoch]).permutation(num_examples)
+
+
+class InputPipeline:
+    """A tf.data pipeline over NumPy arrays fed at initialisation (no copy of the data in the graph).
+
+    Each initialise() call starts one pass: shuffled by `order` when given, batched, optionally
+    skipping the first batches (to resume mid-epoch), scaled to [0, 1] floats and prefetched.
+    images: float32 [B, 28, 28, 1], labels: int32 [B].
+    """
+
+    def __init__(self, batch_size, drop_remainder, num_threads=8, name='input'):
+        with tf1.name_scope(name):
+            self._images = tf1.placeholder(tf.uint8, [None] + list(IMAGE_SHAPE), 'images')
+            self._labels = tf1.placeholder(tf.uint8, [None], 'labels')
+            self._skip = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], 'skip_batches')
+            ds = tf.data.Dataset.from_tensor_slices((self._images, self._labels))
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder).skip(self._skip)
+            ds = ds.map(_to_model_input, num_parallel_calls=num_threads)
+            ds = ds.prefetch(tf.data.AUTOTUNE)
+            self._iterator = tf1.data.make_initializable_iterator(ds)
+            self.images, self.labels = self._iterator.get_next()
+
+    def initialize(self, sess, images, labels, order=None, skip_batches=0):
+        if order is not None:
+            images, labels = images[order], labels[order]
+        sess.run(self._iterator.initializer,
+                 {self._images: images, self._labels: labels, self._skip: skip_batches})
+
+
+def _to_model_input(images, labels):
+    images = tf.cast(images, tf.float32)[..., None] / 255.0
+    return images, tf.cast(labels, tf.int32)
+
+
+class CsvLog:
+    """A metrics CSV such as results/val_acc.csv with header `step,val_acc`; rows flushed at once."""
+
+    def __init__(self, path, header):
+        self.path = path
+        self.header = header
+        os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+        if not os.path.exists(path) or os.path.getsize(path) == 0:
+            _atomic_write(path, header + '\n')
+
+    def append(self, step, *values):
+        with open(self.path, 'a') as f:
+            f.write(','.join([str(int(step))] + ['%.6g' % v for v in values]) + '\n')
+            f.flush()
+
+    def rows(self):
+        """Complete rows as lists of strings (a line cut short by a crash is ignored)."""
+        with open(self.path) as f:
+            lines = f.read().split('\n')
+        width = len(self.header.split(','))
+        # The last element is '' after a complete final line, or a fragment after a crash.
+        return [line.split(',') for line in lines[1:-1] if len(line.split(',')) == width]
+
+    def truncate_after(self, step):
+        """Drops rows past `step` (written after the checkpoint a resumed run restarts from)."""
+        kept = [r for r in self.rows() if _is_int(r[0]) and int(r[0]) <= step]
+        _atomic_write(self.path, self.header + '\n' + ''.join(','.join(r) + '\n' for r in kept))
+
+
+def _is_int(text):
+    try:
+        int(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _atomic_write(path, text):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def image_grid(images, columns):
+    """Tiles [N, H, W] images into one [rows * H, columns * W] array (missing cells stay black)."""
+    images = np.asarray(images)
+    n, h, w = images.shape
+    rows = -(-n // columns)
+    grid = np.zeros((rows * h, columns * w), images.dtype)
+    for k in range(n):
+        r, c = divmod(k, columns)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = images[k]
+    return grid
+
+
+def to_uint8(images):
+    """Floats in [0, 1] -> uint8 pixels."""
+    return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_png(path, pixels):
+    """Writes a uint8 [H, W] (gray) or [H, W, 3] (RGB) array as a PNG, atomically.
+
+    Plain zlib + struct: scipy.misc.imsave is gone and no imaging library is needed for this.
+    """
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    height, width = pixels.shape[:2]
+    color_type = 0 if pixels.ndim == 2 else 2
+    rows = pixels.reshape(height, -1)
+    # Each scanline starts with filter type 0 (none).
+    raw = b''.join(b'\x00' + rows[y].tobytes() for y in range(height))
+
+    def chunk(kind, data):
+        return (struct.pack('>I', len(data)) + kind + data
+                + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
+
+    png = (b'\x89PNG\r\n\x1a\n'
+           + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, color_type, 0, 0, 0))
+           + chunk(b'IDAT', zlib.compress(raw, 9))
+           + chunk(b'IEND', b''))
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as f:
+        f.write(png)
+    os.replace(tmp, path)
