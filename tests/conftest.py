@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny generated IDX data sets and the argv of a tiny training run."""
+import gzip
+import os
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# pytest puts tests/ on sys.path, not the repo root where the modules live.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+REAL_MNIST = ROOT.parent / 'shared' / 'data' / 'mnist'
+
+
+def write_idx(path, array, compress=True):
+    """Writes a uint8 array as an IDX file (header: 0, 0, 0x08, ndim, then big-endian dims)."""
+    array = np.asarray(array, dtype=np.uint8)
+    raw = struct.pack('>BBBB', 0, 0, 8, array.ndim) + struct.pack('>' + 'I' * array.ndim, *array.shape)
+    raw += array.tobytes()
+    path = Path(path)
+    if compress:
+        path.write_bytes(gzip.compress(raw, mtime=0))
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def make_digits(num, seed):
+    """Images a CapsNet can learn in a few steps: class k lights a 6x6 block at a class-specific place."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, num).astype(np.uint8)
+    images = (rng.random((num, 28, 28)) * 40).astype(np.uint8)
+    for n, k in enumerate(labels):
+        r, c = 3 + 8 * (k // 4), 3 + 8 * (k % 4)
+        images[n, r:r + 6, c:c + 6] = 255
+    return images, labels
+
+
+def write_dataset(folder, num_train=240, num_test=60, seed=0):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    train_x, train_y = make_digits(num_train, seed)
+    test_x, test_y = make_digits(num_test, seed + 1)
+    write_idx(folder / 'train-images-idx3-ubyte.gz', train_x)
+    write_idx(folder / 'train-labels-idx1-ubyte.gz', train_y)
+    write_idx(folder / 't10k-images-idx3-ubyte.gz', test_x)
+    write_idx(folder / 't10k-labels-idx1-ubyte.gz', test_y)
+    return folder
+
+
+@pytest.fixture(scope='session')
+def tiny_mnist(tmp_path_factory):
+    """A folder with the four IDX files: 240 training (200 train + 40 validation) and 60 test images."""
+    return write_dataset(tmp_path_factory.mktemp('tiny_mnist'))
+
+
+def tiny_run_args(data_dir, workdir, *extra):
+    """argv of a training run small enough for a unit test (a few seconds on 2 cores)."""
+    workdir = Path(workdir)
+    return ['--data_dir', str(data_dir), '--verify_data=False', '--val_size', '40',
+            '--batch_size', '8', '--eval_batch_size', '32', '--max_steps', '6',
+            '--train_sum_freq', '2', '--val_sum_freq', '3', '--save_freq', '1', '--num_threads', '2',
+            '--logdir', str(workdir / 'logdir'), '--results', str(workdir / 'results')] + list(extra)
