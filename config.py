@@ -70,10 +70,14 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     a('--data_dir', default=None, help='folder with the four IDX .gz files (default data/DATASET)')
     a('--val_size', type=int, default=5000, help='last images of the training file held out for validation')
     _bool(p, 'verify_data', True, 'check the data files\' checksums before training')
+    a('--shift_pixels', type=int, default=0,
+      help='augmentation: random shifts of up to this many pixels per axis, zero padded (paper: 2)')
     a('--num_threads', type=int, default=8, help='parallel calls of the tf.data input pipeline')
     a('--eval_batch_size', type=int, default=500, help='batch size for validation and test evaluation')
     # Run control and outputs.
     _bool(p, 'is_training', True, 'train (True) or restore the latest checkpoint and test (False)')
+    _bool(p, 'robustness', False,
+          'with --is_training=False: also test on randomly affine-warped test images (robustness.csv)')
     a('--logdir', default='logdir', help='checkpoints, TensorBoard events and flags.json')
     a('--results', default='results', help='folder of the CSV metrics')
     a('--train_sum_freq', type=int, default=100, help='steps between training summaries and CSV rows')
@@ -103,7 +107,7 @@ def validate(cfg):
         value = getattr(cfg, name, None)
         if value is not None and value < 1:
             raise ConfigError('--%s must be at least 1, got %s' % (name, value))
-    for name in ('max_steps',):
+    for name in ('max_steps', 'shift_pixels'):
         if getattr(cfg, name) < 0:
             raise ConfigError('--%s must be >= 0, got %s' % (name, getattr(cfg, name)))
     if not 0.0 <= cfg.m_minus < cfg.m_plus <= 1.0:
@@ -112,6 +116,9 @@ def validate(cfg):
     for name in ('lambda_val', 'regularization_scale', 'stddev'):
         if getattr(cfg, name) < 0:
             raise ConfigError('--%s must be >= 0, got %s' % (name, getattr(cfg, name)))
+    if getattr(cfg, 'shift_pixels', 0) >= 14:
+        raise ConfigError('--shift_pixels=%d would shift a 28x28 digit out of the image; use 0-13 '
+                          '(the paper: 2)' % cfg.shift_pixels)
     if cfg.learning_rate <= 0:
         raise ConfigError('--learning_rate must be > 0, got %s' % cfg.learning_rate)
 

@@ -19,6 +19,8 @@ from tqdm import tqdm  # noqa: E402
 
 import capsNet  # noqa: E402
 import config  # noqa: E402
+import metrics  # noqa: E402
+import robustness  # noqa: E402
 import utils  # noqa: E402
 from errors import UserError  # noqa: E402
 
@@ -49,7 +51,8 @@ def build_train_graph(cfg):
         tf1.set_random_seed(cfg.seed)
         model_config = capsNet.ModelConfig.from_flags(cfg)
         global_step = tf1.train.get_or_create_global_step()
-        train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input')
+        train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input',
+                                          shift_pixels=cfg.shift_pixels, seed=cfg.seed)
         eval_input = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input')
         model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True)
         eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
@@ -73,6 +76,17 @@ def count_correct(sess, pipeline, model, images, labels):
             correct += sess.run(model.num_correct)
         except tf.errors.OutOfRangeError:
             return correct
+
+
+def predict_labels(sess, pipeline, model, images, labels):
+    """The predicted class of every example of the arrays: int [N], in order."""
+    pipeline.initialize(sess, images, labels)
+    predictions = []
+    while True:
+        try:
+            predictions.append(sess.run(model.predictions))
+        except tf.errors.OutOfRangeError:
+            return np.concatenate(predictions) if predictions else np.zeros([0], np.int32)
 
 
 def restore_or_initialize(sess, parts, logdir):
@@ -143,7 +157,8 @@ def train(cfg, build_graph=build_train_graph):
             while step < total_steps:
                 epoch, skip = divmod(step, steps_per_epoch)
                 parts.train_input.initialize(sess, train_x, train_y,
-                                             utils.epoch_permutation(len(train_x), cfg.seed, epoch), skip)
+                                             utils.epoch_permutation(len(train_x), cfg.seed, epoch), skip,
+                                             epoch=epoch)
                 epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
                 bar = tqdm(total=epoch_end - epoch * steps_per_epoch, initial=skip, unit='step',
                            desc='epoch %d/%d' % (epoch + 1, -(-total_steps // steps_per_epoch)),
@@ -213,12 +228,37 @@ def evaluate(cfg):
     with tf1.Session(graph=graph, config=session_config()) as sess:
         restore(saver, sess, checkpoint)
         step = int(sess.run(global_step))
-        correct = count_correct(sess, pipeline, model, test_x, test_y)
+        predictions = predict_labels(sess, pipeline, model, test_x, test_y)
+        if cfg.robustness:
+            affine_x = robustness.affine_test_set(test_x, cfg.seed)
+            affine_predictions = predict_labels(sess, pipeline, model, affine_x, test_y)
+    correct = int(np.sum(predictions == test_y))
     accuracy = correct / len(test_x)
     utils.CsvLog(os.path.join(cfg.results, 'test_acc.csv'), 'step,test_acc').append(step, accuracy)
     print('test accuracy %.4f (%d errors / %d) at step %d of %s'
           % (accuracy, len(test_x) - correct, len(test_x), step, checkpoint))
+    _report_breakdowns(cfg, test_y, predictions)
+    if cfg.robustness:
+        _report_robustness(cfg, test_x, affine_x, test_y, predictions, affine_predictions)
     return accuracy
+
+
+def _report_breakdowns(cfg, labels, predictions):
+    confusion = metrics.write_reports(cfg.results, labels, predictions, cfg.dataset)
+    print('%s; per class (confusion matrix in %s):\n%s'
+          % (metrics.error_summary(labels, predictions), os.path.join(cfg.results, 'confusion_matrix.csv'),
+             metrics.format_per_class(confusion, cfg.dataset)))
+
+
+def _report_robustness(cfg, images, affine_images, labels, predictions, affine_predictions):
+    path = os.path.join(cfg.results, 'robustness.csv')
+    robustness.write_report(path, labels, predictions, affine_predictions, cfg.seed)
+    # The first 16 test images above their warped copies: what the model was asked to read.
+    utils.write_png(os.path.join(cfg.results, 'robustness_examples.png'),
+                    utils.image_grid(np.concatenate([images[:16], affine_images[:16]]), 16))
+    print('robustness (%s): plain %.4f, affine %.4f: %s; written to %s'
+          % (robustness.DESCRIPTION, np.mean(predictions == labels), np.mean(affine_predictions == labels),
+             metrics.error_summary(labels, affine_predictions), path))
 
 
 def main(argv=None):

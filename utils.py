@@ -117,31 +117,65 @@ class InputPipeline:
 
     Each initialise() call starts one pass: shuffled by `order` when given, batched, optionally
     skipping the first batches (to resume mid-epoch), scaled to [0, 1] floats and prefetched.
+    With shift_pixels > 0 every image is moved by a random whole number of pixels in
+    [-shift_pixels, shift_pixels] along each axis, zero filled (the paper's augmentation). The shifts
+    are stateless functions of (seed, epoch, batch index), so a resumed run sees the same ones.
     images: float32 [B, 28, 28, 1], labels: int32 [B].
     """
 
-    def __init__(self, batch_size, drop_remainder, num_threads=8, name='input'):
+    def __init__(self, batch_size, drop_remainder, num_threads=8, name='input', shift_pixels=0, seed=0):
+        self.shift_pixels = shift_pixels
         with tf1.name_scope(name):
             self._images = tf1.placeholder(tf.uint8, [None] + list(IMAGE_SHAPE), 'images')
             self._labels = tf1.placeholder(tf.uint8, [None], 'labels')
             self._skip = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], 'skip_batches')
+            self._epoch = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], 'epoch')
             ds = tf.data.Dataset.from_tensor_slices((self._images, self._labels))
-            ds = ds.batch(batch_size, drop_remainder=drop_remainder).skip(self._skip)
-            ds = ds.map(_to_model_input, num_parallel_calls=num_threads)
+            # enumerate() before skip(): a batch keeps its index, hence its shifts, when resuming.
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder).enumerate().skip(self._skip)
+            epoch = self._epoch
+
+            def to_model_input(index, batch):
+                images, labels = _to_model_input(*batch)
+                if shift_pixels:
+                    stateless_seed = tf.stack([tf.constant(seed, tf.int64), epoch * (2 ** 24) + index])
+                    images = random_shift(images, shift_pixels, stateless_seed)
+                return images, labels
+
+            ds = ds.map(to_model_input, num_parallel_calls=num_threads)
             ds = ds.prefetch(tf.data.AUTOTUNE)
             self._iterator = tf1.data.make_initializable_iterator(ds)
             self.images, self.labels = self._iterator.get_next()
 
-    def initialize(self, sess, images, labels, order=None, skip_batches=0):
+    def initialize(self, sess, images, labels, order=None, skip_batches=0, epoch=0):
         if order is not None:
             images, labels = images[order], labels[order]
         sess.run(self._iterator.initializer,
-                 {self._images: images, self._labels: labels, self._skip: skip_batches})
+                 {self._images: images, self._labels: labels, self._skip: skip_batches,
+                  self._epoch: epoch})
 
 
 def _to_model_input(images, labels):
     images = tf.cast(images, tf.float32)[..., None] / 255.0
     return images, tf.cast(labels, tf.int32)
+
+
+def random_shift(images, max_shift, seed):
+    """Moves each image of [B, H, W, C] by its own (dy, dx) in [-max_shift, max_shift], zero filled.
+
+    Pads by max_shift on every side, then crops an H x W window at a random offset o per axis:
+    out[y] = padded[y + o] = image[y + o - max_shift], i.e. a shift by max_shift - o pixels.
+    `seed` is a stateless seed (int64 [2]): same seed, same shifts.
+    """
+    height, width = images.shape[1], images.shape[2]
+    batch = tf.shape(images)[0]
+    padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+    offsets = tf.random.stateless_uniform([batch, 2], seed, minval=0, maxval=2 * max_shift + 1,
+                                          dtype=tf.int32)                          # [B, 2]
+    rows = offsets[:, :1] + tf.range(height)[None, :]                              # [B, H]
+    cols = offsets[:, 1:] + tf.range(width)[None, :]                               # [B, W]
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)                        # [B, H, W + 2s, C]
+    return tf.gather(cropped, cols, axis=2, batch_dims=1)                          # [B, H, W, C]
 
 
 class CsvLog:
