@@ -39,6 +39,11 @@ class _OneLineParser(argparse.ArgumentParser):
         raise ConfigError('bad flag: %s (see python main.py --help)' % message)
 
 
+def command_parser(description):
+    """A parser for a helper command (plot.py, ...): same one-line errors as main.py's flags."""
+    return _OneLineParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
 def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).'):
     p = _OneLineParser(description=description,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
