@@ -67,6 +67,12 @@ def build_train_graph(cfg):
     return parts
 
 
+def open_session(parts):
+    """A session on this process, or on parts.target (a cluster task) with parts.session_config if set."""
+    return tf1.Session(getattr(parts, 'target', ''), graph=parts.graph,
+                       config=getattr(parts, 'session_config', None) or session_config())
+
+
 def count_correct(sess, pipeline, model, images, labels):
     """Accuracy over every example of the arrays (the last, smaller batch included)."""
     pipeline.initialize(sess, images, labels)
@@ -143,8 +149,10 @@ def train(cfg, build_graph=build_train_graph):
     checkpoint_prefix = os.path.join(cfg.logdir, CHECKPOINT_NAME)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
-    with tf1.Session(graph=parts.graph, config=session_config()) as sess:
+    with open_session(parts) as sess:
         step = restore_or_initialize(sess, parts, cfg.logdir)
+        if getattr(parts, 'on_session_ready', None):
+            parts.on_session_ready(sess)  # e.g. dist_version's chief starts applying synced gradients
         if step >= total_steps:
             print('already trained: step %d of %d in %s' % (step, total_steps, cfg.logdir))
             return step
