@@ -1,0 +1,173 @@
+"""Multi-worker training on TensorFlow's distributed runtime: parameter server + between-graph replication.
+
+Every task runs `tf.distribute.Server` on its host:port of the cluster. Each worker builds its own
+copy of the graph (between-graph replication): variables on the ps job, towers on the worker's
+devices, gradients averaged across towers and then across workers by
+tf1.train.SyncReplicasOptimizer, so one global step = one update from the mean gradient of every
+worker's batch. Worker 0 (the chief) initialises or restores the variables and runs the loop of
+main.py (CSVs, summaries, checkpoints, validation); other workers only train and write nothing.
+"""
+import hashlib
+import threading
+
+import numpy as np
+import tensorflow as tf
+
+import main
+import utils
+from dist_version import towers
+from errors import UserError
+
+tf1 = tf.compat.v1
+
+# The chief's thread applying the averaged gradients must outlive any step, validation included.
+_APPLY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
+
+
+class ClusterStalled(UserError):
+    exit_code = 4
+
+
+def placement_for(cfg, task):
+    local = towers.local_placement(cfg.num_gpu, '/job:worker/task:%d' % task.task_index)
+    return towers.Placement(local.tower_devices, variable_device='/job:ps', host_device=local.host_device,
+                            cluster=tf1.train.ClusterSpec(task.as_cluster_dict()),
+                            num_workers=task.num_workers, cpu_copies=local.cpu_copies)
+
+
+def start_server(cfg, task):
+    """This task's gRPC server; on a machine without GPUs it also splits the CPU into towers."""
+    server_config = tf1.ConfigProto(allow_soft_placement=True)
+    if task.job_name == 'worker' and not tf.config.list_physical_devices('GPU'):
+        server_config.device_count['CPU'] = cfg.num_gpu
+    return tf.distribute.Server(tf1.train.ClusterSpec(task.as_cluster_dict()), job_name=task.job_name,
+                                task_index=task.task_index, config=server_config, start=True)
+
+
+def run_ps(cfg, task):
+    server = start_server(cfg, task)
+    print('ps %d serving %s; stop it with Ctrl-C once the workers are done'
+          % (task.task_index, task.ps_hosts[task.task_index]), flush=True)
+    server.join()
+
+
+def worker_session_config(cfg, placement, task):
+    sess_config = towers.session_config(placement)
+    # Talk to the ps job and ourselves only: workers do not wait for each other to start.
+    sess_config.device_filters.extend(['/job:ps', '/job:worker/task:%d' % task.task_index])
+    # A step blocks until every worker has sent its gradient; a dead worker must not hang us forever.
+    sess_config.operation_timeout_in_ms = int(cfg.sync_timeout * 1000)
+    return sess_config
+
+
+def _stalled(cfg, task, error):
+    latest = tf.train.latest_checkpoint(cfg.logdir) if task.is_chief else None
+    where = ('the last checkpoint is %s' % latest if latest else
+             'no checkpoint was written yet' if task.is_chief else 'the chief keeps the checkpoints')
+    return ClusterStalled(
+        'worker %d: no progress for %gs (%s): a worker or the parameter server is gone; %s; restart '
+        'every task (ps included) with its same command to resume from the chief\'s last checkpoint'
+        % (task.task_index, cfg.sync_timeout, type(error).__name__, where))
+
+
+_LOST = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.AbortedError)
+
+
+def run_chief(cfg, task):
+    server = start_server(cfg, task)
+    placement = placement_for(cfg, task)
+
+    def build(cfg):
+        parts = towers.build_tower_graph(cfg, placement)
+        parts.target = server.target
+        parts.session_config = worker_session_config(cfg, placement, task)
+        parts.on_session_ready = lambda sess: _start_applying(sess, parts.sync_optimizer)
+        return parts
+
+    try:
+        return main.train(cfg, build_graph=build)
+    except _LOST as e:
+        raise _stalled(cfg, task, e) from None
+
+
+def _start_applying(sess, sync_optimizer):
+    """Chief only: set the gradient accumulators to the (restored) global step, then apply each
+    step's mean gradient as soon as every worker has sent one."""
+    sess.run(sync_optimizer.chief_init_op)
+    apply_op = sync_optimizer.get_chief_queue_runner().enqueue_ops[0]
+    options = tf1.RunOptions(timeout_in_ms=_APPLY_TIMEOUT_MS)
+
+    def apply_forever():
+        while True:
+            try:
+                sess.run(apply_op, options=options)
+            except (tf.errors.CancelledError, RuntimeError):
+                return  # the session closed: training is over
+            except tf.errors.OpError as e:
+                print('chief: applying gradients stopped: %s' % str(e).split('\n')[0], flush=True)
+                return
+
+    threading.Thread(target=apply_forever, name='apply_gradients', daemon=True).start()
+
+
+def worker_permutation(num_examples, seed, epoch, task_index):
+    """Worker k's data order in an epoch: its own shuffle, so the workers' batches differ.
+    The chief (k = 0) keeps main.py's order (utils.epoch_permutation)."""
+    if task_index == 0:
+        return utils.epoch_permutation(num_examples, seed, epoch)
+    return np.random.RandomState([seed % (2 ** 32), epoch, task_index]).permutation(num_examples)
+
+
+def run_worker(cfg, task):
+    """A non-chief worker: waits for the chief's variables, trains in step with it, writes nothing."""
+    server = start_server(cfg, task)
+    placement = placement_for(cfg, task)
+    (train_x, train_y), _ = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset, cfg.verify_data)
+    steps_per_epoch = len(train_x) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise UserError('--batch_size=%d is larger than the %d training images' % (cfg.batch_size, len(train_x)))
+    total_steps = cfg.max_steps or cfg.epoch * steps_per_epoch
+    parts = towers.build_tower_graph(cfg, placement)
+    sync = parts.sync_optimizer
+    manager = tf1.train.SessionManager(local_init_op=sync.local_step_init_op, ready_op=parts.ready_op,
+                                       ready_for_local_init_op=sync.ready_for_local_init_op,
+                                       graph=parts.graph, recovery_wait_secs=1)
+    sess_config = worker_session_config(cfg, placement, task)
+    try:
+        sess = manager.wait_for_session(server.target, config=sess_config, max_wait_secs=cfg.sync_timeout)
+        with sess:
+            step = _train_worker(sess, parts, cfg, task, (train_x, train_y), steps_per_epoch, total_steps)
+            fingerprint = weights_fingerprint(dict(zip(
+                [v.op.name for v in parts.graph.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES)],
+                sess.run(parts.graph.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES)))))
+    except _LOST as e:
+        raise _stalled(cfg, task, e) from None
+    print('worker %d: done at step %d; weights fingerprint %s' % (task.task_index, step, fingerprint),
+          flush=True)
+    return step
+
+
+def _train_worker(sess, parts, cfg, task, data, steps_per_epoch, total_steps):
+    train_x, train_y = data
+    step = int(sess.run(parts.global_step))
+    print('worker %d: joined at step %d of %d' % (task.task_index, step, total_steps), flush=True)
+    while step < total_steps:
+        epoch, skip = divmod(step, steps_per_epoch)
+        order = worker_permutation(len(train_x), cfg.seed, epoch, task.task_index)
+        parts.train_input.initialize(sess, train_x, train_y, order, skip)
+        epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
+        while step < epoch_end:
+            # Returns the token of the step just applied: the new global step.
+            step = int(sess.run(parts.train_op))
+            if step % cfg.train_sum_freq == 0:
+                print('worker %d: step %d' % (task.task_index, step), flush=True)
+    return step
+
+
+def weights_fingerprint(named_arrays):
+    """sha256 of the weights by variable name: equal fingerprints mean bit-identical weights."""
+    digest = hashlib.sha256()
+    for name in sorted(named_arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(named_arrays[name], dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
