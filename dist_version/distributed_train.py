@@ -14,7 +14,7 @@ All main.py flags work here too; see dist_version/README.md.
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # also hides the gRPC runtime's routine warnings
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # the model, input and loop modules live at the top of the repository

@@ -1,0 +1,139 @@
+"""dist_version on a localhost cluster: a ps and 2 workers as processes, a worker killed, a restart.
+
+Covers: synchronous steps across workers, the chief alone writing files, a dead worker stopping the
+chief with the resume command, and the restart resuming from the chief's checkpoint with both
+workers ending on the same weights.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import tensorflow as tf
+
+from conftest import ROOT, write_dataset
+from dist_version.cluster import weights_fingerprint
+
+SCRIPT = str(ROOT / 'dist_version' / 'distributed_train.py')
+SYNC_TIMEOUT = 20  # seconds: room for a loaded CI machine to start TensorFlow in every process
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(('127.0.0.1', 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class Cluster:
+    """Starts tasks as subprocesses with output in files; kill_all() in a finally never leaves one behind."""
+
+    def __init__(self, folder, common_args):
+        self.folder, self.common_args, self.procs = folder, common_args, []
+
+    def start(self, name, job, index, *args):
+        log = open(self.folder / (name + '.log'), 'w')
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1')
+        proc = subprocess.Popen([sys.executable, SCRIPT] + self.common_args + list(args)
+                                + ['--job_name', job, '--task_index', str(index)],
+                                cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name):
+        return (self.folder / (name + '.log')).read_text()
+
+    def kill_all(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+        self.procs = []
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError('timed out after %ss waiting for %s' % (timeout, what))
+
+
+def checkpoint_step(logdir):
+    latest = tf.train.latest_checkpoint(str(logdir))
+    return int(latest.rsplit('-', 1)[1]) if latest else 0
+
+
+def model_weights(checkpoint):
+    reader = tf.train.load_checkpoint(checkpoint)
+    names = [n for n in reader.get_variable_to_shape_map()
+             if not n.endswith(('/Adam', '/Adam_1')) and n not in ('global_step', 'beta1_power', 'beta2_power')]
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def test_two_workers_lose_one_then_resume_in_step(tmp_path):
+    # 48 - 40 validation = 8 training images: 2 steps of batch 4 per epoch, a checkpoint every epoch.
+    data = write_dataset(tmp_path / 'data', num_train=48, num_test=20)
+    ps, w0, w1 = ('127.0.0.1:%d' % p for p in free_ports(3))
+    common = ['--ps_hosts', ps, '--worker_hosts', '%s,%s' % (w0, w1), '--data_dir', str(data),
+              '--verify_data=False', '--val_size', '40', '--batch_size_per_gpu', '4', '--eval_batch_size', '40',
+              '--train_sum_freq', '1', '--val_sum_freq', '1000', '--save_freq', '1', '--thread_per_gpu', '1',
+              '--sync_timeout', str(SYNC_TIMEOUT)]
+    # Each worker has its own output folders, as on separate machines.
+    chief_dirs = ['--logdir', str(tmp_path / 'chief' / 'logdir'), '--results', str(tmp_path / 'chief' / 'results')]
+    other_dirs = ['--logdir', str(tmp_path / 'w1' / 'logdir'), '--results', str(tmp_path / 'w1' / 'results')]
+    chief_logdir = tmp_path / 'chief' / 'logdir'
+    cluster = Cluster(tmp_path, common)
+    try:
+        # 1. Worker 1 dies after the chief's first checkpoint: the chief stops, naming the checkpoint.
+        cluster.start('ps_1', 'ps', 0, '--max_steps', '1000', *chief_dirs)
+        chief = cluster.start('chief_1', 'worker', 0, '--max_steps', '1000', *chief_dirs)
+        other = cluster.start('worker1_1', 'worker', 1, '--max_steps', '1000', *other_dirs)
+        wait_for(lambda: checkpoint_step(chief_logdir) >= 2 or chief.poll() is not None, 90,
+                 'a first checkpoint')
+        other.send_signal(signal.SIGKILL)
+        assert chief.wait(timeout=SYNC_TIMEOUT + 30) == 4, cluster.log('chief_1')
+        error = cluster.log('chief_1').strip().split('\n')[-1]
+        saved = checkpoint_step(chief_logdir)
+        assert saved >= 2 and saved % 2 == 0
+        assert error.startswith('error: worker 0: no progress for %gs' % SYNC_TIMEOUT), error
+        assert ('the last checkpoint is %s' % tf.train.latest_checkpoint(str(chief_logdir))) in error
+        assert 'restart every task (ps included) with its same command' in error
+        cluster.kill_all()  # the ps too: it would keep the half-done step of the dead run
+
+        # 2. Same commands again (with the end two steps past the checkpoint): both resume there.
+        end = saved + 2
+        cluster.start('ps_2', 'ps', 0, '--max_steps', str(end), *chief_dirs)
+        chief = cluster.start('chief_2', 'worker', 0, '--max_steps', str(end), *chief_dirs)
+        other = cluster.start('worker1_2', 'worker', 1, '--max_steps', str(end), *other_dirs)
+        assert chief.wait(timeout=120) == 0, cluster.log('chief_2')
+        assert other.wait(timeout=SYNC_TIMEOUT + 30) == 0, cluster.log('worker1_2')
+        assert 'resuming from step %d' % saved in cluster.log('chief_2')
+        worker_log = cluster.log('worker1_2')
+        assert 'worker 1: joined at step %d of %d' % (saved, end) in worker_log
+        # Synchronous: the global step advanced once per step of each worker.
+        assert re.findall(r'worker 1: step (\d+)', worker_log) == [str(s) for s in range(saved + 1, end + 1)]
+        fingerprint = re.search(r'done at step %d; weights fingerprint (\w+)' % end, worker_log).group(1)
+    finally:
+        cluster.kill_all()
+
+    # Worker 1 ends on the very weights the chief saved at the last step.
+    final = tf.train.latest_checkpoint(str(chief_logdir))
+    assert final.endswith('model.ckpt-%d' % end)
+    weights = model_weights(final)
+    assert len(weights) == 11
+    assert weights_fingerprint(weights) == fingerprint
+    assert weights_fingerprint(model_weights(chief_logdir / ('model.ckpt-%d' % saved))) != fingerprint
+    # Only the chief writes: CSVs (rows up to the end, none repeated) and checkpoints.
+    rows = (tmp_path / 'chief' / 'results' / 'loss.csv').read_text().split('\n')[1:-1]
+    assert [int(r.split(',')[0]) for r in rows] == list(range(1, end + 1))
+    assert not (tmp_path / 'w1').exists()
