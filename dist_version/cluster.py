@@ -154,7 +154,7 @@ def _train_worker(sess, parts, cfg, task, data, steps_per_epoch, total_steps):
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
         order = worker_permutation(len(train_x), cfg.seed, epoch, task.task_index)
-        parts.train_input.initialize(sess, train_x, train_y, order, skip)
+        parts.train_input.initialize(sess, train_x, train_y, order, skip, epoch=epoch)
         epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
         while step < epoch_end:
             # Returns the token of the step just applied: the new global step.

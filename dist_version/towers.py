@@ -82,7 +82,8 @@ def build_tower_graph(cfg, placement):
         model_config = capsNet.ModelConfig.from_flags(cfg)
         with tf1.device(_device_setter(placement, placement.host_device)):
             global_step = tf1.train.get_or_create_global_step()
-            train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input')
+            train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input',
+                                              shift_pixels=cfg.shift_pixels, seed=cfg.seed)
             eval_input = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input')
             image_slices = tf.split(train_input.images, num_towers)  # num_towers x [B/N, 28, 28, 1]
             label_slices = tf.split(train_input.labels, num_towers)  # num_towers x [B/N]
