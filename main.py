@@ -145,6 +145,8 @@ def train(cfg, build_graph=build_train_graph):
     total_steps = cfg.max_steps or cfg.epoch * steps_per_epoch
     os.makedirs(cfg.logdir, exist_ok=True)
     config.save_flags(cfg, os.path.join(cfg.logdir, 'flags.json'))
+    print('flags (saved to %s): %s' % (os.path.join(cfg.logdir, 'flags.json'),
+                                       ' '.join('--%s=%s' % kv for kv in sorted(vars(cfg).items()))))
     parts = build_graph(cfg)
     checkpoint_prefix = os.path.join(cfg.logdir, CHECKPOINT_NAME)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
