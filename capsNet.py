@@ -27,6 +27,7 @@ class ModelConfig:
     # 0.0005 x sum of squared errors == 0.392 x mean squared error over 784 pixels.
     regularization_scale: float = 0.0005 * 784
     learning_rate: float = 0.001
+    lr_schedule: str = 'constant'
     primary_caps_relu: bool = True
     stop_gradient_routing: bool = True
     leaky_routing: bool = False
@@ -90,9 +91,27 @@ def mask_capsules(digit_caps, labels):
     return tf.reshape(digit_caps * mask, [-1, NUM_CLASSES * digit_caps.shape[-1]])
 
 
+# The official code's schedule: lr * 0.96^(step / 2000), continuous (not staircase), floored at 1e-6.
+LR_DECAY_RATE = 0.96
+LR_DECAY_STEPS = 2000
+LR_FLOOR = 1e-6
+LR_SCHEDULES = ('constant', 'exponential')
+
+
+def learning_rate(config, global_step):
+    """The learning rate as a tensor: constant (original script) or exponential decay (official code)."""
+    if config.lr_schedule == 'constant':
+        return tf.constant(config.learning_rate, tf.float32, name='learning_rate')
+    if config.lr_schedule == 'exponential':
+        decayed = tf1.train.exponential_decay(config.learning_rate, global_step, LR_DECAY_STEPS,
+                                              LR_DECAY_RATE, staircase=False)
+        return tf.maximum(decayed, LR_FLOOR, name='learning_rate')
+    raise ValueError('unknown lr_schedule %r; expected one of %s' % (config.lr_schedule, LR_SCHEDULES))
+
+
 def build_optimizer(config, global_step):
-    """Adam, as the paper; the learning rate is a tensor so schedules can replace it."""
-    return tf1.train.AdamOptimizer(config.learning_rate)
+    """Adam, as the paper, with the learning rate of `config.lr_schedule` at global_step."""
+    return tf1.train.AdamOptimizer(learning_rate(config, global_step))
 
 
 def build_train_op(model, global_step):

@@ -65,7 +65,9 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     _bool(p, 'leaky_routing', False, 'add a zero "orphan" logit to the routing softmax (official option)')
     _bool(p, 'digit_caps_bias', False, 'add a learned bias to s_j of the digit capsules')
     # Optimisation.
-    a('--learning_rate', type=float, default=0.001, help='Adam learning rate')
+    a('--learning_rate', type=float, default=0.001, help='Adam learning rate (the start value if decayed)')
+    a('--lr_schedule', default='constant', choices=('constant', 'exponential'),
+      help='constant (original script) or x0.96 every 2000 steps, continuous, floor 1e-6 (official code)')
     a('--batch_size', type=int, default=128, help='training batch size')
     a('--epoch', type=int, default=50, help='training epochs over the training split')
     a('--max_steps', type=int, default=0, help='stop after this many steps in all (0: epoch x steps/epoch)')
