@@ -18,6 +18,7 @@ import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import capsNet  # noqa: E402
+import checkpoints  # noqa: E402
 import config  # noqa: E402
 import metrics  # noqa: E402
 import robustness  # noqa: E402
@@ -61,7 +62,8 @@ def build_train_graph(cfg):
             graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
             train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
             accuracy=model.accuracy, summary=capsNet.train_summaries(model), eval_model=eval_model,
-            saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints))
+            saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints),
+            best_saver=tf1.train.Saver(max_to_keep=1))
         parts.init = tf1.global_variables_initializer()
     graph.finalize()  # a loop that adds ops every step leaks memory; make that an error instead
     return parts
@@ -161,6 +163,7 @@ def train(cfg, build_graph=build_train_graph):
         if step:
             print('resuming from step %d (%s)' % (step, tf.train.latest_checkpoint(cfg.logdir)))
         logs = open_csvs(cfg.results, step)
+        best = checkpoints.BestCheckpoint(parts.best_saver, cfg.logdir)
         writer = tf1.summary.FileWriter(cfg.logdir, parts.graph if step == 0 else None)
         last_saved = step
         try:
@@ -177,12 +180,12 @@ def train(cfg, build_graph=build_train_graph):
                     while step < epoch_end:
                         step = _train_step(sess, parts, cfg, step, last_saved, logs, writer, bar)
                         if step % cfg.val_sum_freq == 0:
-                            _validate(sess, parts, step, val_x, val_y, logs, writer)
+                            best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
                 if step % (cfg.save_freq * steps_per_epoch) == 0 or step == total_steps:
                     parts.saver.save(sess, checkpoint_prefix, global_step=step)
                     last_saved = step
             if step % cfg.val_sum_freq:
-                _validate(sess, parts, step, val_x, val_y, logs, writer)
+                best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
         except KeyboardInterrupt:
             step = int(sess.run(parts.global_step))
             parts.saver.save(sess, checkpoint_prefix, global_step=step)
@@ -222,11 +225,8 @@ def _validate(sess, parts, step, val_x, val_y, logs, writer):
 
 
 def evaluate(cfg):
-    """Test accuracy of the newest checkpoint in cfg.logdir on all test images; appends test_acc.csv."""
-    checkpoint = tf.train.latest_checkpoint(cfg.logdir)
-    if checkpoint is None:
-        raise UserError('no checkpoint in %s; train first with: python main.py --logdir=%s'
-                        % (cfg.logdir, cfg.logdir))
+    """Test accuracy of cfg.checkpoint ('latest' or validation-'best') on all test images; appends test_acc.csv."""
+    checkpoint = checkpoints.find(cfg.logdir, cfg.checkpoint)
     test_x, test_y = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
     graph = tf.Graph()
     with graph.as_default():
