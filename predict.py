@@ -1,0 +1,209 @@
+"""Classify your own digit images with a trained checkpoint.
+
+    python predict.py my_digits/                          # every image in the folder
+    python predict.py seven.png scan.jpg --invert         # black ink on white paper
+    python predict.py t10k-images-idx3-ubyte.gz --output predictions.csv
+    python predict.py a.png --reconstructions recon/      # input | reconstruction PNGs
+
+Prints per image the predicted class and the ten capsule lengths (the class scores). The model is
+rebuilt from logdir/flags.json, so the architecture flags of training need not be repeated.
+A file that cannot be read gets one `error:` line and the others are still predicted; the exit
+status is then 1.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import types
+
+# Level 2 also hides the decoder warnings a corrupt file triggers; our own error line names it.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import capsNet  # noqa: E402
+import checkpoints  # noqa: E402
+import config  # noqa: E402
+import digit_images  # noqa: E402
+import main as training  # noqa: E402  (its session settings and checkpoint restore)
+import utils  # noqa: E402
+from errors import UserError  # noqa: E402
+
+tf1 = tf.compat.v1
+
+BATCH_SIZE = 100
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise config.ConfigError('bad argument: %s (see python predict.py --help)' % message)
+
+
+def build_parser():
+    p = _Parser(description='Predict digits of PNG/JPEG/GIF/BMP images, folders of them, or IDX files.',
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('images', nargs='+', help='image files, folders of images, or IDX image files')
+    p.add_argument('--logdir', default='logdir', help='training folder with checkpoints and flags.json')
+    p.add_argument('--checkpoint', default='latest', choices=checkpoints.CHOICES,
+                   help='the newest checkpoint, or the one of best validation accuracy')
+    p.add_argument('--invert', action='store_true', help='images are dark ink on light paper (scans)')
+    p.add_argument('--fit', default='auto', choices=digit_images.FITS,
+                   help='auto: 28x28 as is, others like MNIST (20x20 box, centre of mass); see digit_images.py')
+    p.add_argument('--output', default=None, help='also write all predictions to this CSV file')
+    p.add_argument('--reconstructions', default=None,
+                   help='folder for one PNG per image: the 28x28 input | the reconstruction of its class')
+    return p
+
+
+def expand_paths(paths):
+    """Files to read, in order: folders give their image and IDX files (sorted); (files, notes)."""
+    files, notes = [], []
+    for path in paths:
+        if not os.path.isdir(path):
+            files.append(path)  # missing or odd files are reported when read
+            continue
+        names = sorted(n for n in os.listdir(path) if not n.startswith('.')
+                       and os.path.isfile(os.path.join(path, n)))
+        chosen = [n for n in names if n.lower().endswith(digit_images.IMAGE_EXTENSIONS) or 'idx' in n.lower()]
+        files.extend(os.path.join(path, n) for n in chosen)
+        if len(chosen) < len(names):
+            notes.append('%s: skipped %d file(s) without an image extension' % (path, len(names) - len(chosen)))
+    return files, notes
+
+
+def read_digits(files, reader):
+    """(names [N], digits [N, 28, 28], notes [str], errors [str]); an IDX file gives name[k] per image."""
+    names, digits, notes, errors = [], [], [], []
+    for path in files:
+        try:
+            images, file_notes, from_idx = reader.read(path)
+        except digit_images.ImageError as e:
+            errors.append('%s: %s' % (path, e))
+            continue
+        notes.extend('%s: %s' % (path, n) for n in file_notes)
+        if from_idx:
+            names.extend('%s[%d]' % (path, k) for k in range(len(images)))
+        else:
+            names.append(path)
+        digits.append(images)
+    digits = np.concatenate(digits) if digits else np.zeros((0, 28, 28))
+    return names, digits, notes, errors
+
+
+def model_config(logdir):
+    """The ModelConfig the run in logdir was trained with (from flags.json), defaults if absent."""
+    path = os.path.join(logdir, 'flags.json')
+    if not os.path.exists(path):
+        print('note: no flags.json in %s; building the model with the default flags' % logdir, file=sys.stderr)
+        return capsNet.ModelConfig()
+    try:
+        with open(path) as f:
+            flags = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError('cannot read %s (%s); restore it or delete it to use the default flags'
+                        % (path, type(e).__name__)) from None
+    return capsNet.ModelConfig.from_flags(types.SimpleNamespace(**flags))
+
+
+def predict(digits, logdir, which='latest'):
+    """(predictions int [N], lengths [N, 10], reconstructions [N, 28, 28], checkpoint, step)."""
+    checkpoint = checkpoints.find(logdir, which)
+    cfg = model_config(logdir)
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf1.placeholder(tf.float32, [None, 28, 28, 1], 'images')
+        # Labels only feed the loss; with training=False the decoder is masked by the prediction.
+        model = capsNet.CapsNet(images, tf.zeros(tf.shape(images)[:1], tf.int32), cfg, training=False)
+        global_step = tf1.train.get_or_create_global_step()
+        saver = tf1.train.Saver(tf1.global_variables())
+    outputs = [], [], []
+    with tf1.Session(graph=graph, config=training.session_config()) as sess:
+        training.restore(saver, sess, checkpoint)
+        step = int(sess.run(global_step))
+        for start in range(0, len(digits), BATCH_SIZE):
+            batch = digits[start:start + BATCH_SIZE, :, :, None]
+            for out, value in zip(outputs, sess.run(
+                    [model.predictions, model.lengths, model.reconstructions], {images: batch})):
+                out.append(value)
+    predictions, lengths, recon = (np.concatenate(o) if o else None for o in outputs)
+    if predictions is None:
+        predictions, lengths, recon = np.zeros(0, int), np.zeros((0, 10)), np.zeros((0, 784))
+    return predictions, lengths, recon.reshape(-1, 28, 28), checkpoint, step
+
+
+def format_line(name, prediction, lengths):
+    return '%s: %d  lengths %s' % (name, prediction, ' '.join('%.3f' % x for x in lengths))
+
+
+def write_csv(path, names, predictions, lengths, recon_paths):
+    """One row per image: file,prediction,length_0..length_9[,reconstruction]; written atomically."""
+    header = ['file', 'prediction'] + ['length_%d' % k for k in range(lengths.shape[1])]
+    if recon_paths:
+        header.append('reconstruction')
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for k, name in enumerate(names):
+            row = [name, int(predictions[k])] + ['%.6f' % x for x in lengths[k]]
+            w.writerow(row + ([recon_paths[k]] if recon_paths else []))
+    os.replace(tmp, path)
+
+
+def write_reconstructions(folder, names, digits, recon):
+    """input | reconstruction as one 28x56 PNG per image; returns the paths, in order."""
+    paths, used = [], set()
+    for name, digit, rec in zip(names, digits, recon):
+        base = os.path.basename(name)
+        if base.lower().endswith(digit_images.IMAGE_EXTENSIONS):
+            base = os.path.splitext(base)[0]
+        stem = ''.join(c if c.isalnum() or c in '-_.' else '_' for c in base.rstrip(']'))
+        candidate, n = stem, 1
+        while candidate in used:  # two files of the same name in different folders
+            n += 1
+            candidate = '%s-%d' % (stem, n)
+        used.add(candidate)
+        path = os.path.join(folder, candidate + '.png')
+        utils.write_png(path, utils.to_uint8(np.concatenate([digit, rec], axis=1)))
+        paths.append(path)
+    return paths
+
+
+def run(args):
+    """Everything the command does; returns the exit status."""
+    files, notes = expand_paths(args.images)
+    reader = digit_images.DigitReader(args.fit, args.invert)
+    try:
+        names, digits, file_notes, errors = read_digits(files, reader)
+    finally:
+        reader.close()
+    for note in notes + file_notes:
+        print('note: %s' % note, file=sys.stderr)
+    for error in errors:
+        print('error: %s' % error, file=sys.stderr)
+    if not names:
+        raise UserError('no image to predict among %d file(s)' % len(files))
+    predictions, lengths, recon, checkpoint, step = predict(digits, args.logdir, args.checkpoint)
+    print('checkpoint %s (step %d)' % (checkpoint, step))
+    for k, name in enumerate(names):
+        print(format_line(name, predictions[k], lengths[k]))
+    recon_paths = (write_reconstructions(args.reconstructions, names, digits, recon)
+                   if args.reconstructions else None)
+    if args.output:
+        write_csv(args.output, names, predictions, lengths, recon_paths)
+    return 1 if errors else 0
+
+
+def main(argv=None):
+    try:
+        return run(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    except UserError as e:
+        print('error: %s' % e, file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
