@@ -55,19 +55,19 @@ class BestCheckpoint:
     """
 
     def __init__(self, saver, logdir):
-        self.saver = saver  # a Saver with max_to_keep=1
+        self.saver = saver  # a Saver with max_to_keep=1; None turns model selection off
         self.folder = best_folder(logdir)
         state = read_best_state(logdir)
         self.step = state['step'] if state else None
         self.accuracy = state['val_acc'] if state else float('-inf')
         previous = tf.train.get_checkpoint_state(self.folder)
-        if previous is not None:
+        if previous is not None and saver is not None:
             # A new Saver forgets older files; without this a resumed run would keep two bests.
             saver.recover_last_checkpoints(list(previous.all_model_checkpoint_paths))
 
     def offer(self, sess, step, accuracy):
         """Saves when accuracy is a new best; returns True if it did."""
-        if not accuracy > self.accuracy:
+        if self.saver is None or not accuracy > self.accuracy:
             return False
         os.makedirs(self.folder, exist_ok=True)
         self.saver.save(sess, os.path.join(self.folder, CHECKPOINT_NAME), global_step=step,

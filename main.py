@@ -163,7 +163,8 @@ def train(cfg, build_graph=build_train_graph):
         if step:
             print('resuming from step %d (%s)' % (step, tf.train.latest_checkpoint(cfg.logdir)))
         logs = open_csvs(cfg.results, step)
-        best = checkpoints.BestCheckpoint(parts.best_saver, cfg.logdir)
+        # A graph without best_saver (an older build_graph) trains without model selection.
+        best = checkpoints.BestCheckpoint(getattr(parts, 'best_saver', None), cfg.logdir)
         writer = tf1.summary.FileWriter(cfg.logdir, parts.graph if step == 0 else None)
         last_saved = step
         try:
