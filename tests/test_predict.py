@@ -226,3 +226,28 @@ def test_real_mnist_digits_are_nearly_fixed_points_of_the_mnist_fit():
     fitted = np.stack([reader.fit_digit(g) for g in gray])
     # MNIST digits already fill a 20-pixel box centred by mass: fitting moves little ink.
     assert np.abs(fitted - gray).mean() < 0.005
+
+
+# ---------------------------------------------------------------- a real trained model (opt-in)
+REAL_LOGDIR = os.environ.get('CAPSNET_REAL_LOGDIR')
+
+
+@pytest.mark.skipif(not (REAL_LOGDIR and REAL_MNIST.exists()),
+                    reason='set CAPSNET_REAL_LOGDIR to a logdir trained on real MNIST')
+def test_real_mnist_test_images_as_png_and_scans(tmp_path, capsys):
+    """Real test digits written as PNGs, and as 3x larger black-on-white RGB JPEG 'scans' read with
+    --invert (so they go through the MNIST fit), are classified as their labels."""
+    images, labels = utils.load_split(str(REAL_MNIST), 'test', verify=False)
+    n = 20
+    for k in range(n):
+        utils.write_png(str(tmp_path / 'png' / ('%02d_label%d.png' % (k, labels[k]))), images[k])
+        scan = np.repeat(np.kron(255 - images[k], np.ones((3, 3), np.uint8))[..., None], 3, -1)
+        scan = np.pad(scan, ((10, 30), (25, 5), (0, 0)), constant_values=255)  # off-centre on paper
+        (tmp_path / 'scan').mkdir(exist_ok=True)
+        (tmp_path / 'scan' / ('%02d.jpg' % k)).write_bytes(encode(scan, 'jpeg'))
+    for folder, extra in (('png', []), ('scan', ['--invert'])):
+        out = tmp_path / (folder + '.csv')
+        assert predict.main([str(tmp_path / folder), '--logdir', REAL_LOGDIR, '--output', str(out)] + extra) == 0
+        predicted = np.array([int(r[1]) for r in read_rows(out)[1:]])
+        print(folder, 'predicted', predicted.tolist(), 'labels', labels[:n].tolist())
+        assert np.mean(predicted == labels[:n]) >= 0.95
