@@ -28,6 +28,10 @@ for seed in $SEEDS; do
   echo "train_wall_s $(( $(date +%s) - start ))" >> "$run/run_info.txt"
   echo "load_at_end $(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/run_info.txt"
   python main.py --is_training=False --checkpoint=latest "${flags[@]}"
-  python main.py --is_training=False --checkpoint=best "${flags[@]}"
+  # The same checkpoint twice would give the same figure: test the best one only if it differs.
+  best_step=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["step"])' "$run/logdir/best/best.json")
+  if [ "$best_step" != "$STEPS" ]; then
+    python main.py --is_training=False --checkpoint=best "${flags[@]}"
+  fi
 done
 python results_table.py "$OUT"/seed*
