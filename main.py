@@ -21,6 +21,7 @@ import capsNet  # noqa: E402
 import checkpoints  # noqa: E402
 import config  # noqa: E402
 import metrics  # noqa: E402
+import performance  # noqa: E402
 import robustness  # noqa: E402
 import utils  # noqa: E402
 from errors import UserError  # noqa: E402
@@ -39,9 +40,12 @@ class NonFiniteLoss(UserError):
     exit_code = 3
 
 
-def session_config():
+def session_config(cfg=None):
+    """Session options; with flags, also their speed options (threads, XLA, precision)."""
     sess_config = tf1.ConfigProto(allow_soft_placement=True)
     sess_config.gpu_options.allow_growth = True  # share the GPU politely; no effect on CPU
+    if cfg is not None:
+        performance.apply_options(sess_config, **performance.options_from_flags(cfg))
     return sess_config
 
 
@@ -69,10 +73,10 @@ def build_train_graph(cfg):
     return parts
 
 
-def open_session(parts):
+def open_session(parts, cfg=None):
     """A session on this process, or on parts.target (a cluster task) with parts.session_config if set."""
     return tf1.Session(getattr(parts, 'target', ''), graph=parts.graph,
-                       config=getattr(parts, 'session_config', None) or session_config())
+                       config=getattr(parts, 'session_config', None) or session_config(cfg))
 
 
 def count_correct(sess, pipeline, model, images, labels):
@@ -153,7 +157,7 @@ def train(cfg, build_graph=build_train_graph):
     checkpoint_prefix = os.path.join(cfg.logdir, CHECKPOINT_NAME)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
-    with open_session(parts) as sess:
+    with open_session(parts, cfg) as sess:
         step = restore_or_initialize(sess, parts, cfg.logdir)
         if getattr(parts, 'on_session_ready', None):
             parts.on_session_ready(sess)  # e.g. dist_version's chief starts applying synced gradients
@@ -236,7 +240,7 @@ def evaluate(cfg):
                                 training=False)
         global_step = tf1.train.get_or_create_global_step()
         saver = tf1.train.Saver(tf1.global_variables())
-    with tf1.Session(graph=graph, config=session_config()) as sess:
+    with tf1.Session(graph=graph, config=session_config(cfg)) as sess:
         restore(saver, sess, checkpoint)
         step = int(sess.run(global_step))
         predictions = predict_labels(sess, pipeline, model, test_x, test_y)

@@ -1,0 +1,492 @@
+"""How fast CapsNet trains and infers here, against a tiled-u_hat baseline, and what bounds it.
+
+    python bench.py                  # batch 128: project vs tiled baseline, matmul roof, input, routing
+    python bench.py --ideas          # also time each speed idea (XLA, bfloat16, threads, matmul u_hat)
+    python bench.py --quick          # seconds: tiny batch, one timed step (what the test runs)
+
+Each training configuration runs in a fresh child process, so its peak resident memory (VmHWM) is
+its own. Step times are medians after warm-up. Figures go to stdout and to --csv (results/bench.csv).
+The model is the real one of capsNet.py; the baseline swaps only capsLayer.predict_vectors for the
+tiled formulation of older implementations, kept here.
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+RESULT_PREFIX = 'BENCH_RESULT '
+CSV_COLUMNS = ['measurement', 'implementation', 'value', 'unit', 'batch_size', 'iter_routing',
+               'precision', 'device']
+
+# The speed ideas of --ideas: name -> overrides of the training child's settings.
+IDEAS = {
+    'einsum u_hat (project)': {},
+    'matmul u_hat': {'impl': 'matmul'},
+    'xla jit': {'xla': True},
+    'bfloat16 mixed precision': {'precision': 'bfloat16'},
+    'bfloat16 + xla': {'precision': 'bfloat16', 'xla': True},
+    'threads intra 2 inter 1': {'intra_op_threads': 2, 'inter_op_threads': 1},
+    'threads intra 1 inter 1': {'intra_op_threads': 1, 'inter_op_threads': 1},
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# u_hat formulations (all [B, I, D_in] x [I, J, D_in, D_out] -> [B, I, J, D_out])
+
+def tiled_predict_vectors(u, W):
+    """The baseline: tile u and W to [B, I, J * D_out, D_in], multiply, sum over D_in.
+
+    This is how older CapsNet scripts compute u_hat; both tiled tensors are
+    B * 1152 * 160 * 8 floats (755 MB each at batch 128), and so are their gradients.
+    """
+    import tensorflow as tf
+    num_in, num_out, in_dim, out_dim = W.shape
+    batch = tf.shape(u)[0]
+    u_tiled = tf.tile(u[:, :, None, :], [1, 1, num_out * out_dim, 1])           # [B, I, J*E, D]
+    W_rows = tf.reshape(tf.transpose(W, [0, 1, 3, 2]), [1, num_in, num_out * out_dim, in_dim])
+    W_tiled = tf.tile(W_rows, [batch, 1, 1, 1])                                  # [B, I, J*E, D]
+    u_hat = tf.reduce_sum(W_tiled * u_tiled, axis=-1)                            # [B, I, J*E]
+    return tf.reshape(u_hat, [-1, num_in, num_out, out_dim])                     # [B, I, J, E]
+
+
+def matmul_predict_vectors(u, W):
+    """An idea measured by --ideas: the batched matmul over i written out by hand."""
+    import tensorflow as tf
+    num_in, num_out, in_dim, out_dim = W.shape
+    u_by_capsule = tf.transpose(u, [1, 0, 2])                                    # [I, B, D]
+    W_by_capsule = tf.reshape(tf.transpose(W, [0, 2, 1, 3]), [num_in, in_dim, num_out * out_dim])
+    u_hat = tf.matmul(u_by_capsule, W_by_capsule)                                # [I, B, J*E]
+    return tf.transpose(tf.reshape(u_hat, [num_in, -1, num_out, out_dim]), [1, 0, 2, 3])
+
+
+def predict_vectors_impl(name):
+    import capsLayer
+    return {'project': capsLayer.predict_vectors, 'tiled': tiled_predict_vectors,
+            'matmul': matmul_predict_vectors}[name]
+
+
+# ---------------------------------------------------------------------------------------------------
+# FLOPs from the layer shapes (multiply-adds of convolutions, matmuls and einsums, x2)
+
+def layer_flops(iter_routing, image_size=28):
+    """Rows (layer, shape, forward FLOPs, backward FLOPs) for one image of the paper's CapsNet.
+
+    Backward: the weight gradient costs what the forward does, the input gradient as much again,
+    except for conv1, whose input (the image) needs none. With the original script's stop-gradient
+    routing only the last iteration's s_j is differentiated. Elementwise ops (squash, softmax,
+    losses) are left out: they are a fraction of a percent.
+    """
+    conv1_side = image_size - 9 + 1                                   # 20
+    primary_side = (conv1_side - 9) // 2 + 1                          # 6
+    num_primary = primary_side * primary_side * 32                    # 1152
+    conv1 = 2 * conv1_side ** 2 * 256 * 9 * 9 * 1
+    primary = 2 * primary_side ** 2 * 256 * 9 * 9 * 256
+    u_hat = 2 * num_primary * 10 * 16 * 8
+    weighted_sum = 2 * num_primary * 10 * 16                          # s_j, one iteration
+    routing = iter_routing * weighted_sum + (iter_routing - 1) * weighted_sum  # + agreements
+    decoder = 2 * (160 * 512 + 512 * 1024 + 1024 * image_size ** 2)
+    return [
+        ('conv1', '%dx%dx1 -> %dx%dx256, 9x9' % (image_size, image_size, conv1_side, conv1_side),
+         conv1, conv1),
+        ('primary_caps', '%dx%dx256 -> %dx%dx256, 9x9 stride 2' % (conv1_side, conv1_side,
+                                                                    primary_side, primary_side),
+         primary, 2 * primary),
+        ('u_hat', '%d x [8] x [8x16] x 10' % num_primary, u_hat, 2 * u_hat),
+        ('routing', '%d iterations over [%d, 10, 16]' % (iter_routing, num_primary),
+         routing, 2 * weighted_sum),
+        ('decoder', '160 -> 512 -> 1024 -> %d' % image_size ** 2, decoder, 2 * decoder),
+    ]
+
+
+def flops_per_image(iter_routing):
+    rows = layer_flops(iter_routing)
+    forward = sum(r[2] for r in rows)
+    return forward, forward + sum(r[3] for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Child side: one process runs a list of tasks and prints one JSON line of results
+
+def peak_rss_mb():
+    """The process's peak resident memory so far (VmHWM), in MiB."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def synthetic_mnist(num, seed=0):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (num, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, num).astype(np.uint8))
+
+
+def session_config(task):
+    import main
+    return main.session_config(argparse.Namespace(
+        precision=task.get('precision', 'float32'), xla=task.get('xla', False),
+        intra_op_threads=task.get('intra_op_threads', 0),
+        inter_op_threads=task.get('inter_op_threads', 0)))
+
+
+def timed_runs(sess, fetches, count):
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        sess.run(fetches)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def task_train(task):
+    """Training (and optionally inference) steps of the real model with one u_hat formulation."""
+    import tensorflow as tf
+    import capsLayer
+    import capsNet
+    import utils
+    tf1 = tf.compat.v1
+    capsLayer.predict_vectors = predict_vectors_impl(task['impl'])
+    batch, steps, warmup = task['batch_size'], task['steps'], task['warmup']
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(1)
+        model_config = capsNet.ModelConfig(iter_routing=task['iter_routing'])
+        global_step = tf1.train.get_or_create_global_step()
+        train_input = utils.InputPipeline(batch, True, task['num_threads'], 'train_input')
+        model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True)
+        train_op = capsNet.build_train_op(model, global_step)
+        eval_input = utils.InputPipeline(batch, False, task['num_threads'], 'eval_input')
+        eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
+                                     training=False, reuse=True)
+        init = tf1.global_variables_initializer()
+    graph.finalize()
+    images, labels = synthetic_mnist(batch * (steps + warmup))
+    result = {}
+    with tf1.Session(graph=graph, config=session_config(task)) as sess:
+        sess.run(init)
+        train_input.initialize(sess, images, labels)
+        timed_runs(sess, [train_op, model.total_loss], warmup)
+        times = timed_runs(sess, [train_op, model.total_loss], steps)
+        result['train_step_s'] = statistics.median(times)
+        result['train_images_per_s'] = batch / result['train_step_s']
+        result['train_peak_rss_mb'] = peak_rss_mb()
+        if task.get('inference'):
+            eval_input.initialize(sess, images, labels)
+            timed_runs(sess, eval_model.predictions, warmup)
+            times = timed_runs(sess, eval_model.predictions, steps)
+            result['infer_step_s'] = statistics.median(times)
+            result['infer_images_per_s'] = batch / result['infer_step_s']
+    return result
+
+
+def task_matmul(task):
+    """Float32 (and, if asked, 16-bit) square matmul throughput: the machine's roof for this model."""
+    import tensorflow as tf
+    tf1 = tf.compat.v1
+    n = task['size']
+    dtypes = ['float32'] + [d for d in task.get('extra_dtypes', []) if d != 'float32']
+    graph = tf.Graph()
+    with graph.as_default():
+        products = {}
+        for name in dtypes:
+            # Operands live in variables, cast once, so that only the matmul is timed.
+            a = tf1.Variable(tf.cast(tf.random.normal([n, n]), name), trainable=False)
+            b = tf1.Variable(tf.cast(tf.random.normal([n, n]), name), trainable=False)
+            products[name] = tf.matmul(a, b).op
+        init = tf1.global_variables_initializer()
+    result = {}
+    with tf1.Session(graph=graph, config=session_config({})) as sess:
+        sess.run(init)
+        for name, product in products.items():
+            timed_runs(sess, product, 1)
+            seconds = statistics.median(timed_runs(sess, product, task['repeats']))
+            result['matmul_gflops_' + name] = 2.0 * n ** 3 / seconds / 1e9
+    return result
+
+
+def task_pipeline(task):
+    """Images/s that the tf.data input pipeline alone delivers (the model is not run)."""
+    import tensorflow as tf
+    import utils
+    tf1 = tf.compat.v1
+    batch, num_batches = task['batch_size'], task['batches']
+    graph = tf.Graph()
+    with graph.as_default():
+        pipeline = utils.InputPipeline(batch, True, task['num_threads'], 'train_input')
+    images, labels = synthetic_mnist(batch * num_batches)
+    with tf1.Session(graph=graph, config=session_config({})) as sess:
+        pipeline.initialize(sess, images, labels)
+        sess.run(pipeline.images.op)  # first batch: start-up of the iterator
+        start = time.perf_counter()
+        for _ in range(num_batches - 1):
+            sess.run(pipeline.images.op)
+        seconds = time.perf_counter() - start
+    return {'pipeline_images_per_s': batch * (num_batches - 1) / seconds}
+
+
+TASKS = {'train': task_train, 'matmul': task_matmul, 'pipeline': task_pipeline}
+
+
+def run_child(tasks):
+    results = []
+    for task in tasks:
+        results.append(TASKS[task['kind']](task))
+    print(RESULT_PREFIX + json.dumps(results), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parent side: plans the children, collects results, prints the report and writes the CSV
+
+class BenchError(Exception):
+    pass
+
+
+def spawn(tasks, device):
+    """Runs tasks in a fresh Python process; returns their result dicts."""
+    env = dict(os.environ)
+    if device == 'cpu':
+        env['CUDA_VISIBLE_DEVICES'] = ''
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', json.dumps(tasks)],
+                          capture_output=True, text=True, env=env,
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
+    lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        tail = '\n'.join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise BenchError('benchmark child failed (exit %d) for %s:\n%s'
+                         % (proc.returncode, [t['kind'] for t in tasks], tail))
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def train_task(args, **overrides):
+    task = dict(kind='train', impl='project', batch_size=args.batch_size, steps=args.steps,
+                warmup=args.warmup, iter_routing=args.iter_routing, num_threads=args.num_threads,
+                precision=args.precision, xla=args.xla, intra_op_threads=args.intra_op_threads,
+                inter_op_threads=args.inter_op_threads, inference=False)
+    task.update(overrides)
+    return task
+
+
+def measure(args, log=print):
+    """Runs every measurement; returns a dict of figures (see report())."""
+    figures = {}
+    sweep = [r for r in args.routing_sweep if r != args.iter_routing]
+    # Child 1: the project's training + inference first (its VmHWM is read right after training),
+    # then the routing sweep, the matmul roof and the input pipeline, which need no clean memory.
+    tasks = [train_task(args, inference=True)]
+    tasks += [train_task(args, iter_routing=r) for r in sweep]
+    tasks.append(dict(kind='matmul', size=args.matmul_size, repeats=max(3, args.steps),
+                      extra_dtypes=[args.precision]))
+    tasks.append(dict(kind='pipeline', batch_size=args.batch_size, batches=args.pipeline_batches,
+                      num_threads=args.num_threads))
+    log('measuring the project (training, inference, routing %s, matmul, input pipeline)...'
+        % ','.join(map(str, args.routing_sweep)))
+    project, *rest = spawn(tasks, args.device)
+    sweep_results, matmul, pipeline = rest[:len(sweep)], rest[-2], rest[-1]
+    figures['project'] = project
+    figures['routing'] = {args.iter_routing: project['train_step_s']}
+    figures['routing'].update({r: res['train_step_s'] for r, res in zip(sweep, sweep_results)})
+    figures.update(matmul)
+    figures.update(pipeline)
+    if not args.skip_baseline:
+        log('measuring the tiled u_hat baseline...')
+        figures['tiled'] = spawn([train_task(args, impl='tiled', inference=True,
+                                             precision='float32', xla=False)], args.device)[0]
+    if args.ideas:
+        figures['ideas'] = {}
+        for name, overrides in IDEAS.items():
+            log('idea: %s...' % name)
+            figures['ideas'][name] = spawn([train_task(args, **overrides)], args.device)[0]
+    return figures
+
+
+def routing_slope(step_by_iterations):
+    """Least-squares seconds per extra routing iteration from {iterations: step seconds}."""
+    points = sorted(step_by_iterations.items())
+    if len(points) < 2:
+        return None
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    return (sum((x - mean_x) * (y - mean_y) for x, y in points)
+            / sum((x - mean_x) ** 2 for x, _ in points))
+
+
+def report(args, figures, load_before):
+    """The table printed to stdout and the CSV rows, from one run's figures."""
+    out = io.StringIO()
+    rows = []
+    common = dict(batch_size=args.batch_size, iter_routing=args.iter_routing,
+                  precision=args.precision, device=args.device)
+
+    def row(measurement, implementation, value, unit, **changes):
+        rows.append(dict(common, measurement=measurement, implementation=implementation,
+                         value='%.6g' % value, unit=unit, **changes))
+
+    def p(text=''):
+        out.write(text + '\n')
+
+    forward, training = flops_per_image(args.iter_routing)
+    p('CapsNet benchmark: batch %d, median of %d timed steps after %d warm-up, iter_routing %d, '
+      'device %s, precision %s%s; %d CPU cores, load average %.2f before the run'
+      % (args.batch_size, args.steps, args.warmup, args.iter_routing, args.device, args.precision,
+         ', XLA' if args.xla else '', os.cpu_count(), load_before))
+    p()
+    p('FLOPs per image, from the layer shapes (2 x multiply-adds):')
+    p('  %-13s %-38s %12s %12s' % ('layer', 'shape', 'forward MF', 'backward MF'))
+    for name, shape, fwd, bwd in layer_flops(args.iter_routing):
+        p('  %-13s %-38s %12.1f %12.1f' % (name, shape, fwd / 1e6, bwd / 1e6))
+    p('  forward %.3f GFLOP, training step (forward + backward) %.3f GFLOP per image'
+      % (forward / 1e9, training / 1e9))
+    row('forward_flops_per_image', 'model', forward, 'FLOP')
+    row('train_flops_per_image', 'model', training, 'FLOP')
+    p()
+
+    roof = figures['matmul_gflops_float32']
+    p('machine: float32 matmul %d^3 reaches %.1f GFLOP/s -> training bound %.1f images/s'
+      % (args.matmul_size, roof, roof * 1e9 / training))
+    row('matmul_gflops', 'float32', roof, 'GFLOP/s')
+    if args.precision != 'float32':
+        half = figures['matmul_gflops_' + args.precision]
+        p('         %s matmul reaches %.1f GFLOP/s' % (args.precision, half))
+        row('matmul_gflops', args.precision, half, 'GFLOP/s')
+    p()
+
+    project, tiled = figures['project'], figures.get('tiled')
+    p('%-34s %14s %14s %8s' % ('', 'project', 'tiled baseline', 'ratio'))
+    for key, label, unit in (('train_images_per_s', 'training images/s', 'images/s'),
+                             ('infer_images_per_s', 'inference images/s', 'images/s'),
+                             ('train_step_s', 'training step s', 's'),
+                             ('train_peak_rss_mb', 'peak RSS of training MiB', 'MiB')):
+        mine = project[key]
+        row(key, 'project', mine, unit)
+        if tiled:
+            row(key, 'tiled', tiled[key], unit)
+            row(key + '_ratio', 'project/tiled', mine / tiled[key], 'x')
+            p('%-34s %14.1f %14.1f %7.2fx' % (label, mine, tiled[key], mine / tiled[key]))
+        else:
+            p('%-34s %14.1f %14s %8s' % (label, mine, '-', '-'))
+    reached = project['train_images_per_s'] * training / 1e9
+    p('%-34s %14.1f  = %.0f%% of the float32 matmul rate'
+      % ('training GFLOP/s', reached, 100 * reached / roof))
+    row('train_gflops', 'project', reached, 'GFLOP/s')
+    row('train_fraction_of_matmul', 'project', reached / roof, 'fraction')
+    p()
+
+    rate = figures['pipeline_images_per_s']
+    p('input pipeline alone: %.0f images/s = %.1fx the training rate'
+      % (rate, rate / project['train_images_per_s']))
+    row('pipeline_images_per_s', 'tf.data', rate, 'images/s')
+    row('pipeline_over_training', 'tf.data', rate / project['train_images_per_s'], 'x')
+    p()
+
+    p('routing: training step time by iter_routing')
+    for iterations, seconds in sorted(figures['routing'].items()):
+        p('  iter_routing %d: %.3f s per step' % (iterations, seconds))
+        row('train_step_s', 'project', seconds, 's', iter_routing=iterations)
+    slope = routing_slope(figures['routing'])
+    if slope is not None:
+        p('  one routing iteration costs %.1f ms per batch of %d (least squares)'
+          % (slope * 1000, args.batch_size))
+        row('routing_iteration_s', 'project', slope, 's')
+
+    if 'ideas' in figures:
+        p()
+        p('ideas (training, same batch; each in its own process):')
+        p('  %-28s %12s %10s %10s' % ('idea', 'images/s', 'vs project', 'RSS MiB'))
+        base = figures['ideas']['einsum u_hat (project)']['train_images_per_s']
+        for name, res in figures['ideas'].items():
+            p('  %-28s %12.1f %9.2fx %10.0f' % (name, res['train_images_per_s'],
+                                                res['train_images_per_s'] / base,
+                                                res['train_peak_rss_mb']))
+            row('train_images_per_s', 'idea: ' + name, res['train_images_per_s'], 'images/s')
+    return out.getvalue(), rows
+
+
+def write_csv(path, rows):
+    """Writes the rows atomically (a temp file, then os.replace)."""
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w', newline='') as f:
+        writer = csv.DictWriter(f, CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def build_parser():
+    import performance
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    a('--batch_size', type=int, default=128, help='batch of training and inference')
+    a('--steps', type=int, default=5, help='timed steps per measurement (the median is reported)')
+    a('--warmup', type=int, default=2, help='untimed steps first (graph optimisation, allocation)')
+    a('--iter_routing', type=int, default=3, help='routing iterations of the measured model')
+    a('--routing_sweep', default='1,3,5', help='iter_routing values whose training steps are timed')
+    a('--device', choices=('cpu', 'gpu'), default='cpu', help='cpu hides any GPU from the children')
+    a('--precision', choices=performance.PRECISIONS, default='float32',
+      help='precision of the project model (the baseline stays float32)')
+    a('--xla', action='store_true', help='XLA-compile the project model')
+    a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: one per core)')
+    a('--inter_op_threads', type=int, default=0, help='ops run at once (0: TensorFlow chooses)')
+    a('--num_threads', type=int, default=8, help='parallel calls of the tf.data pipeline (as main.py)')
+    a('--matmul_size', type=int, default=2048, help='side of the square matmul that measures the roof')
+    a('--pipeline_batches', type=int, default=40, help='batches the input-pipeline measurement reads')
+    a('--skip_baseline', action='store_true', help='do not measure the tiled baseline')
+    a('--ideas', action='store_true', help='also time every idea of IDEAS (one child process each)')
+    a('--quick', action='store_true',
+      help='smoke run in seconds: batch 4, 1 timed step, small matmul (figures mean nothing)')
+    a('--csv', default=os.path.join('results', 'bench.csv'), help='where the figures are written')
+    a('--child', help=argparse.SUPPRESS)
+    return p
+
+
+def parse_args(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.batch_size, args.steps, args.warmup = 4, 1, 1
+        args.matmul_size, args.pipeline_batches = 128, 3
+        args.routing_sweep = '1,%d' % args.iter_routing
+    args.routing_sweep = sorted({int(r) for r in args.routing_sweep.split(',') if r.strip()}
+                                | {args.iter_routing})
+    for name in ('batch_size', 'steps', 'iter_routing', 'matmul_size'):
+        if getattr(args, name) < 1:
+            build_parser().error('--%s must be at least 1' % name)
+    if args.pipeline_batches < 2:
+        build_parser().error('--pipeline_batches must be at least 2')
+    return args
+
+
+def main(argv=None):
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ['--child']:
+        run_child(json.loads(raw[1]))
+        return 0
+    args = parse_args(raw)
+    load_before = os.getloadavg()[0]
+    try:
+        figures = measure(args, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except BenchError as e:
+        print('error: %s' % e, file=sys.stderr)
+        return 1
+    text, rows = report(args, figures, load_before)
+    print(text, end='')
+    write_csv(args.csv, rows)
+    print('figures written to %s' % args.csv)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Session options that change speed, not the model: threads, XLA, mixed precision.
+
+main.py and bench.py build their tf.compat.v1.ConfigProto through `apply_options`, so the benchmark
+measures exactly what training runs. Mixed precision is a graph rewrite (grappler): variables, the
+checkpoint and the loss stay float32; only the heavy ops (conv, matmul) compute in 16 bits.
+"""
+PRECISIONS = ('float32', 'bfloat16', 'float16')
+
+
+def apply_options(sess_config, precision='float32', xla=False, intra_op_threads=0,
+                  inter_op_threads=0):
+    """Sets the speed options on sess_config (a ConfigProto) in place and returns it.
+
+    precision: 'bfloat16' rewrites conv/matmul to bfloat16 through oneDNN (CPUs with AVX-512 BF16 or
+    AMX run it several times faster than float32); 'float16' is the GPU's automatic mixed precision.
+    xla: compiles clusters of the graph with XLA (global_jit_level ON_1).
+    Thread counts of 0 let TensorFlow choose (one per core).
+    """
+    # Imported here so that reading PRECISIONS (bench.py's parent process) does not load TensorFlow.
+    from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+    if precision not in PRECISIONS:
+        raise ValueError('precision must be one of %s, got %r' % (', '.join(PRECISIONS), precision))
+    sess_config.intra_op_parallelism_threads = intra_op_threads
+    sess_config.inter_op_parallelism_threads = inter_op_threads
+    rewrite = sess_config.graph_options.rewrite_options
+    on = rewriter_config_pb2.RewriterConfig.ON
+    if precision == 'bfloat16':
+        rewrite.auto_mixed_precision_onednn_bfloat16 = on
+    elif precision == 'float16':
+        rewrite.auto_mixed_precision = on
+    if xla:
+        sess_config.graph_options.optimizer_options.global_jit_level = config_pb2.OptimizerOptions.ON_1
+    return sess_config
+
+
+def options_from_flags(cfg):
+    """The keyword arguments of apply_options found on a flags namespace (defaults where absent)."""
+    return dict(precision=getattr(cfg, 'precision', 'float32'), xla=getattr(cfg, 'xla', False),
+                intra_op_threads=getattr(cfg, 'intra_op_threads', 0),
+                inter_op_threads=getattr(cfg, 'inter_op_threads', 0))
