@@ -173,7 +173,8 @@ def task_train(task):
                                      training=False, reuse=True)
         init = tf1.global_variables_initializer()
     graph.finalize()
-    images, labels = synthetic_mnist(batch * (steps + warmup))
+    # One batch more than the timed steps need: the traced step of --profile.
+    images, labels = synthetic_mnist(batch * (steps + warmup + 1))
     result = {}
     with tf1.Session(graph=graph, config=session_config(task)) as sess:
         sess.run(init)
@@ -183,6 +184,8 @@ def task_train(task):
         result['train_step_s'] = statistics.median(times)
         result['train_images_per_s'] = batch / result['train_step_s']
         result['train_peak_rss_mb'] = peak_rss_mb()
+        if task.get('profile'):
+            result['profile'] = profile_step(sess, [train_op, model.total_loss])
         if task.get('inference'):
             eval_input.initialize(sess, images, labels)
             timed_runs(sess, eval_model.predictions, warmup)
@@ -190,6 +193,28 @@ def task_train(task):
             result['infer_step_s'] = statistics.median(times)
             result['infer_images_per_s'] = batch / result['infer_step_s']
     return result
+
+
+def profile_step(sess, fetches):
+    """One traced step: {op type: [milliseconds, op count]} summed over the step's ops.
+
+    Ops of one step overlap (inter-op parallelism), so the sum can exceed the step's wall time.
+    """
+    import tensorflow as tf
+    tf1 = tf.compat.v1
+    metadata = tf1.RunMetadata()
+    sess.run(fetches, options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE),
+             run_metadata=metadata)
+    by_type = {}
+    for device in metadata.step_stats.dev_stats:
+        for node in device.node_stats:
+            # timeline_label reads "name = OpType(inputs)"; the op type is what groups the cost.
+            label = node.timeline_label
+            op_type = label.split(' = ')[1].split('(')[0] if ' = ' in label else node.node_name
+            entry = by_type.setdefault(op_type, [0.0, 0])
+            entry[0] += node.all_end_rel_micros / 1000.0
+            entry[1] += 1
+    return by_type
 
 
 def task_matmul(task):
@@ -285,7 +310,7 @@ def measure(args, log=print):
     sweep = [r for r in args.routing_sweep if r != args.iter_routing]
     # Child 1: the project's training + inference first (its VmHWM is read right after training),
     # then the routing sweep, the matmul roof and the input pipeline, which need no clean memory.
-    tasks = [train_task(args, inference=True)]
+    tasks = [train_task(args, inference=True, profile=args.profile)]
     tasks += [train_task(args, iter_routing=r) for r in sweep]
     tasks.append(dict(kind='matmul', size=args.matmul_size, repeats=max(3, args.steps),
                       extra_dtypes=[args.precision]))
@@ -401,6 +426,15 @@ def report(args, figures, load_before):
           % (slope * 1000, args.batch_size))
         row('routing_iteration_s', 'project', slope, 's')
 
+    if 'profile' in project:
+        p()
+        p('profile of one training step of the project (op types by summed time):')
+        total = sum(ms for ms, _ in project['profile'].values())
+        ranked = sorted(project['profile'].items(), key=lambda kv: -kv[1][0])
+        for op_type, (ms, count) in ranked[:args.profile_top]:
+            p('  %-40s %9.1f ms %5.1f%% %5d ops' % (op_type, ms, 100 * ms / total, count))
+            row('profile_ms', op_type, ms, 'ms')
+
     if 'ideas' in figures:
         p()
         p('ideas (training, same batch; each in its own process):')
@@ -444,6 +478,8 @@ def build_parser():
     a('--num_threads', type=int, default=8, help='parallel calls of the tf.data pipeline (as main.py)')
     a('--matmul_size', type=int, default=2048, help='side of the square matmul that measures the roof')
     a('--pipeline_batches', type=int, default=40, help='batches the input-pipeline measurement reads')
+    a('--profile', action='store_true', help='trace one training step and print the costliest op types')
+    a('--profile_top', type=int, default=12, help='op types listed by --profile')
     a('--skip_baseline', action='store_true', help='do not measure the tiled baseline')
     a('--ideas', action='store_true', help='also time every idea of IDEAS (one child process each)')
     a('--quick', action='store_true',
