@@ -6,8 +6,8 @@
 
 Each training configuration runs in a fresh child process, so its peak resident memory (VmHWM) is
 its own. Step times are medians after warm-up. Figures go to stdout and to --csv (results/bench.csv).
-The model is the real one of capsNet.py; the baseline swaps only capsLayer.predict_vectors for the
-tiled formulation of older implementations, kept here.
+The model is the real one of capsNet.py; the baseline swaps only its DigitCaps layer for the tiled-
+u_hat formulation of older implementations (reference_layers.py), same variables, same outputs.
 """
 import argparse
 import csv
@@ -27,8 +27,8 @@ CSV_COLUMNS = ['measurement', 'implementation', 'value', 'unit', 'batch_size', '
 
 # The speed ideas of --ideas: name -> overrides of the training child's settings.
 IDEAS = {
-    'einsum u_hat (project)': {},
-    'matmul u_hat': {'impl': 'matmul'},
+    'parent-major routing (project)': {},
+    'einsum u_hat and routing': {'impl': 'einsum'},
     'xla jit': {'xla': True},
     'bfloat16 mixed precision': {'precision': 'bfloat16'},
     'bfloat16 + xla': {'precision': 'bfloat16', 'xla': True},
@@ -38,38 +38,18 @@ IDEAS = {
 
 
 # ---------------------------------------------------------------------------------------------------
-# u_hat formulations (all [B, I, D_in] x [I, J, D_in, D_out] -> [B, I, J, D_out])
+# DigitCaps formulations: the project's, and the slow yardsticks of reference_layers.py
 
-def tiled_predict_vectors(u, W):
-    """The baseline: tile u and W to [B, I, J * D_out, D_in], multiply, sum over D_in.
-
-    This is how older CapsNet scripts compute u_hat; both tiled tensors are
-    B * 1152 * 160 * 8 floats (755 MB each at batch 128), and so are their gradients.
-    """
-    import tensorflow as tf
-    num_in, num_out, in_dim, out_dim = W.shape
-    batch = tf.shape(u)[0]
-    u_tiled = tf.tile(u[:, :, None, :], [1, 1, num_out * out_dim, 1])           # [B, I, J*E, D]
-    W_rows = tf.reshape(tf.transpose(W, [0, 1, 3, 2]), [1, num_in, num_out * out_dim, in_dim])
-    W_tiled = tf.tile(W_rows, [batch, 1, 1, 1])                                  # [B, I, J*E, D]
-    u_hat = tf.reduce_sum(W_tiled * u_tiled, axis=-1)                            # [B, I, J*E]
-    return tf.reshape(u_hat, [-1, num_in, num_out, out_dim])                     # [B, I, J, E]
-
-
-def matmul_predict_vectors(u, W):
-    """An idea measured by --ideas: the batched matmul over i written out by hand."""
-    import tensorflow as tf
-    num_in, num_out, in_dim, out_dim = W.shape
-    u_by_capsule = tf.transpose(u, [1, 0, 2])                                    # [I, B, D]
-    W_by_capsule = tf.reshape(tf.transpose(W, [0, 2, 1, 3]), [num_in, in_dim, num_out * out_dim])
-    u_hat = tf.matmul(u_by_capsule, W_by_capsule)                                # [I, B, J*E]
-    return tf.transpose(tf.reshape(u_hat, [num_in, -1, num_out, out_dim]), [1, 0, 2, 3])
-
-
-def predict_vectors_impl(name):
+def digit_caps_impl(name):
+    """'project': capsLayer.digit_caps as is; 'tiled': the baseline (tiled u_hat, einsum routing);
+    'einsum': this project before its parent-major layout (einsum u_hat, einsum routing)."""
     import capsLayer
-    return {'project': capsLayer.predict_vectors, 'tiled': tiled_predict_vectors,
-            'matmul': matmul_predict_vectors}[name]
+    import reference_layers
+    if name == 'project':
+        return capsLayer.digit_caps
+    predict = {'tiled': reference_layers.tiled_predict_vectors,
+               'einsum': capsLayer.predict_vectors}[name]
+    return reference_layers.reference_digit_caps(predict)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -158,7 +138,7 @@ def task_train(task):
     import capsNet
     import utils
     tf1 = tf.compat.v1
-    capsLayer.predict_vectors = predict_vectors_impl(task['impl'])
+    capsLayer.digit_caps = digit_caps_impl(task['impl'])  # capsNet looks it up at build time
     batch, steps, warmup = task['batch_size'], task['steps'], task['warmup']
     graph = tf.Graph()
     with graph.as_default():
@@ -439,7 +419,7 @@ def report(args, figures, load_before):
         p()
         p('ideas (training, same batch; each in its own process):')
         p('  %-28s %12s %10s %10s' % ('idea', 'images/s', 'vs project', 'RSS MiB'))
-        base = figures['ideas']['einsum u_hat (project)']['train_images_per_s']
+        base = figures['ideas']['parent-major routing (project)']['train_images_per_s']
         for name, res in figures['ideas'].items():
             p('  %-28s %12.1f %9.2fx %10.0f' % (name, res['train_images_per_s'],
                                                 res['train_images_per_s'] / base,

@@ -1,0 +1,61 @@
+"""bench.py end to end in --quick mode (tiny batch, one timed step): it prints the report and
+writes the CSV with every measurement the README's table is made from. No timing is asserted."""
+import csv
+import subprocess
+import sys
+
+import bench
+from conftest import ROOT
+
+
+def test_quick_bench_writes_every_measurement(tmp_path):
+    out_csv = tmp_path / 'bench.csv'
+    proc = subprocess.run([sys.executable, str(ROOT / 'bench.py'), '--quick', '--csv', str(out_csv)],
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for heading in ('FLOPs per image', 'tiled baseline', 'training images/s', 'inference images/s',
+                    'peak RSS of training', 'matmul', 'input pipeline alone', 'routing iteration'):
+        assert heading in proc.stdout
+
+    with open(out_csv) as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0].keys()) == bench.CSV_COLUMNS
+    by_key = {(r['measurement'], r['implementation'], r['iter_routing']): r for r in rows}
+    for impl in ('project', 'tiled'):
+        for measurement in ('train_images_per_s', 'infer_images_per_s', 'train_peak_rss_mb'):
+            row = by_key[(measurement, impl, '3')]
+            assert float(row['value']) > 0 and row['batch_size'] == '4' and row['device'] == 'cpu'
+    # Ratios are project over baseline, from the very figures in the file.
+    ratio = float(by_key[('train_images_per_s_ratio', 'project/tiled', '3')]['value'])
+    project = float(by_key[('train_images_per_s', 'project', '3')]['value'])
+    tiled = float(by_key[('train_images_per_s', 'tiled', '3')]['value'])
+    assert abs(ratio - project / tiled) < 1e-4 * ratio
+    # --quick times iter_routing 1 and 3; the routing cost is their slope.
+    steps = {r: float(by_key[('train_step_s', 'project', str(r))]['value']) for r in (1, 3)}
+    slope = float(by_key[('routing_iteration_s', 'project', '3')]['value'])
+    assert abs(slope - (steps[3] - steps[1]) / 2) < 1e-4 * max(abs(slope), 1e-3)
+    fraction = float(by_key[('train_fraction_of_matmul', 'project', '3')]['value'])
+    roof = float(by_key[('matmul_gflops', 'float32', '3')]['value'])
+    flops = float(by_key[('train_flops_per_image', 'model', '3')]['value'])
+    assert abs(fraction - project * flops / 1e9 / roof) < 1e-3 * fraction
+
+
+def test_flop_count_follows_the_layer_shapes():
+    rows = {name: (fwd, bwd) for name, _, fwd, bwd in bench.layer_flops(3)}
+    # PrimaryCaps: 6x6 outputs x 256 maps, each a 9x9x256 dot product; 2 FLOPs per multiply-add.
+    assert rows['primary_caps'][0] == 2 * 6 * 6 * 256 * 9 * 9 * 256
+    # conv1 needs no gradient for its input (the image): backward = forward (weights only).
+    assert rows['conv1'][1] == rows['conv1'][0] == 2 * 20 * 20 * 256 * 9 * 9
+    forward, training = bench.flops_per_image(3)
+    assert forward == sum(f for f, _ in rows.values())
+    assert training == forward + sum(b for _, b in rows.values())
+    # The ~0.40 GFLOP forward / ~1.2 GFLOP training step per image quoted in the README.
+    assert 0.39e9 < forward < 0.42e9 and 1.15e9 < training < 1.25e9
+    # More routing iterations cost more forward FLOPs but the same backward (stop-gradient).
+    assert bench.flops_per_image(5)[0] > forward
+    assert bench.flops_per_image(5)[1] - bench.flops_per_image(5)[0] == training - forward
+
+
+def test_routing_slope_is_least_squares():
+    assert abs(bench.routing_slope({1: 1.0, 3: 1.4, 5: 1.8}) - 0.2) < 1e-12
+    assert bench.routing_slope({3: 1.0}) is None
