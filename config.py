@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 
+import performance
 from errors import UserError
 
 DATASETS = ('mnist', 'fashion-mnist')
@@ -81,6 +82,12 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
       help='augmentation: random shifts of up to this many pixels per axis, zero padded (paper: 2)')
     a('--num_threads', type=int, default=8, help='parallel calls of the tf.data input pipeline')
     a('--eval_batch_size', type=int, default=500, help='batch size for validation and test evaluation')
+    # Speed (performance.py; bench.py measures each): same model and checkpoints, other arithmetic.
+    a('--precision', default='float32', choices=performance.PRECISIONS,
+      help='conv/matmul arithmetic: bfloat16 (CPUs with AVX-512 BF16/AMX), float16 (GPUs); weights stay float32')
+    _bool(p, 'xla', False, 'compile the graph with XLA (global jit)')
+    a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: TensorFlow chooses)')
+    a('--inter_op_threads', type=int, default=0, help='ops run in parallel (0: TensorFlow chooses)')
     # Run control and outputs.
     _bool(p, 'is_training', True, 'train (True) or restore the latest checkpoint and test (False)')
     _bool(p, 'robustness', False,
@@ -116,7 +123,7 @@ def validate(cfg):
         value = getattr(cfg, name, None)
         if value is not None and value < 1:
             raise ConfigError('--%s must be at least 1, got %s' % (name, value))
-    for name in ('max_steps', 'shift_pixels'):
+    for name in ('max_steps', 'shift_pixels', 'intra_op_threads', 'inter_op_threads'):
         if getattr(cfg, name) < 0:
             raise ConfigError('--%s must be >= 0, got %s' % (name, getattr(cfg, name)))
     if not 0.0 <= cfg.m_minus < cfg.m_plus <= 1.0:
