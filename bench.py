@@ -151,6 +151,11 @@ def task_train(task):
         eval_input = utils.InputPipeline(batch, False, task['num_threads'], 'eval_input')
         eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
                                      training=False, reuse=True)
+        large_batch = task.get('eval_batch_size') or 0
+        if large_batch:
+            large_input = utils.InputPipeline(large_batch, False, task['num_threads'], 'large_input')
+            large_model = capsNet.CapsNet(large_input.images, large_input.labels, model_config,
+                                          training=False, reuse=True)
         init = tf1.global_variables_initializer()
     graph.finalize()
     # One batch more than the timed steps need: the traced step of --profile.
@@ -172,6 +177,12 @@ def task_train(task):
             times = timed_runs(sess, eval_model.predictions, steps)
             result['infer_step_s'] = statistics.median(times)
             result['infer_images_per_s'] = batch / result['infer_step_s']
+        if task.get('inference') and large_batch:
+            large_images, large_labels = synthetic_mnist(large_batch * (steps + warmup))
+            large_input.initialize(sess, large_images, large_labels)
+            timed_runs(sess, large_model.predictions, warmup)
+            seconds = statistics.median(timed_runs(sess, large_model.predictions, steps))
+            result['infer_large_batch_images_per_s'] = large_batch / seconds
     return result
 
 
@@ -290,7 +301,8 @@ def measure(args, log=print):
     sweep = [r for r in args.routing_sweep if r != args.iter_routing]
     # Child 1: the project's training + inference first (its VmHWM is read right after training),
     # then the routing sweep, the matmul roof and the input pipeline, which need no clean memory.
-    tasks = [train_task(args, inference=True, profile=args.profile)]
+    tasks = [train_task(args, inference=True, profile=args.profile,
+                        eval_batch_size=args.eval_batch_size)]
     tasks += [train_task(args, iter_routing=r) for r in sweep]
     tasks.append(dict(kind='matmul', size=args.matmul_size, repeats=max(3, args.steps),
                       extra_dtypes=[args.precision]))
@@ -382,6 +394,10 @@ def report(args, figures, load_before):
             p('%-34s %14.1f %14.1f %7.2fx' % (label, mine, tiled[key], mine / tiled[key]))
         else:
             p('%-34s %14.1f %14s %8s' % (label, mine, '-', '-'))
+    if 'infer_large_batch_images_per_s' in project:
+        large = project['infer_large_batch_images_per_s']
+        p('%-34s %14.1f' % ('inference images/s at batch %d' % args.eval_batch_size, large))
+        row('infer_images_per_s', 'project', large, 'images/s', batch_size=args.eval_batch_size)
     reached = project['train_images_per_s'] * training / 1e9
     p('%-34s %14.1f  = %.0f%% of the float32 matmul rate'
       % ('training GFLOP/s', reached, 100 * reached / roof))
@@ -455,6 +471,8 @@ def build_parser():
     a('--xla', action='store_true', help='XLA-compile the project model')
     a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: one per core)')
     a('--inter_op_threads', type=int, default=0, help='ops run at once (0: TensorFlow chooses)')
+    a('--eval_batch_size', type=int, default=500,
+      help='also time the project\'s inference at this batch (main.py\'s default; 0: skip)')
     a('--num_threads', type=int, default=8, help='parallel calls of the tf.data pipeline (as main.py)')
     a('--matmul_size', type=int, default=2048, help='side of the square matmul that measures the roof')
     a('--pipeline_batches', type=int, default=40, help='batches the input-pipeline measurement reads')
@@ -473,7 +491,7 @@ def parse_args(argv=None):
     args = build_parser().parse_args(argv)
     if args.quick:
         args.batch_size, args.steps, args.warmup = 4, 1, 1
-        args.matmul_size, args.pipeline_batches = 128, 3
+        args.matmul_size, args.pipeline_batches, args.eval_batch_size = 128, 3, 8
         args.routing_sweep = '1,%d' % args.iter_routing
     args.routing_sweep = sorted({int(r) for r in args.routing_sweep.split(',') if r.strip()}
                                 | {args.iter_routing})
