@@ -32,6 +32,7 @@ IDEAS = {
     'xla jit': {'xla': True},
     'bfloat16 mixed precision': {'precision': 'bfloat16'},
     'bfloat16 + xla': {'precision': 'bfloat16', 'xla': True},
+    'oneDNN off (Eigen kernels)': {'env': {'TF_ENABLE_ONEDNN_OPTS': '0'}},
     'threads intra 2 inter 1': {'intra_op_threads': 2, 'inter_op_threads': 1},
     'threads intra 1 inter 1': {'intra_op_threads': 1, 'inter_op_threads': 1},
 }
@@ -270,9 +271,9 @@ class BenchError(Exception):
     pass
 
 
-def spawn(tasks, device):
-    """Runs tasks in a fresh Python process; returns their result dicts."""
-    env = dict(os.environ)
+def spawn(tasks, device, extra_env=None):
+    """Runs tasks in a fresh Python process (with extra_env set); returns their result dicts."""
+    env = dict(os.environ, **(extra_env or {}))
     if device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', json.dumps(tasks)],
@@ -325,7 +326,9 @@ def measure(args, log=print):
         figures['ideas'] = {}
         for name, overrides in IDEAS.items():
             log('idea: %s...' % name)
-            figures['ideas'][name] = spawn([train_task(args, **overrides)], args.device)[0]
+            overrides = dict(overrides)
+            extra_env = overrides.pop('env', None)
+            figures['ideas'][name] = spawn([train_task(args, **overrides)], args.device, extra_env)[0]
     return figures
 
 
