@@ -118,7 +118,7 @@ def _route_by_parent(u_hat, iter_routing, stop_gradient_inner, bias, leaky):
     return v_j[:, :, 0, :], tf.transpose(c_ij[:, :, 0, :], [0, 2, 1])  # [B, J, D], [B, I, J]
 
 
-def _coupling(b_ij, leaky, axis):
+def _coupling(b_ij, leaky, axis=-1):
     """c_ij = softmax over the parents' axis; with `leaky`, over parents plus one zero logit that is
     dropped."""
     if not leaky:

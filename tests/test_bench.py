@@ -20,11 +20,14 @@ def test_quick_bench_writes_every_measurement(tmp_path):
     with open(out_csv) as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0].keys()) == bench.CSV_COLUMNS
-    by_key = {(r['measurement'], r['implementation'], r['iter_routing']): r for r in rows}
+    # --quick: training batch 4; the extra inference figure at the eval batch has batch_size 8.
+    by_key = {(r['measurement'], r['implementation'], r['iter_routing']): r for r in rows
+              if r['batch_size'] == '4'}
+    assert float([r for r in rows if r['batch_size'] == '8'][0]['value']) > 0
     for impl in ('project', 'tiled'):
         for measurement in ('train_images_per_s', 'infer_images_per_s', 'train_peak_rss_mb'):
             row = by_key[(measurement, impl, '3')]
-            assert float(row['value']) > 0 and row['batch_size'] == '4' and row['device'] == 'cpu'
+            assert float(row['value']) > 0 and row['device'] == 'cpu'
     # Ratios are project over baseline, from the very figures in the file.
     ratio = float(by_key[('train_images_per_s_ratio', 'project/tiled', '3')]['value'])
     project = float(by_key[('train_images_per_s', 'project', '3')]['value'])
