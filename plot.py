@@ -95,12 +95,22 @@ class Panel:
                 raster.box(self.image, x - 2, y - 2, x + 2, y + 2, color, fill=True)
 
     def legend(self, entries):
-        """Colour swatches and names in the lower-right corner (accuracy rises to the top-left)."""
-        y = self.bottom - 16 * len(entries) - 4
+        """Colour swatches and names in the corner of the panel with the least ink under them."""
+        width, height = 140, 16 * len(entries) + 4
+        corners = [(self.right - width - 4, self.bottom - height - 4), (self.left + 8, self.bottom - height - 4),
+                   (self.right - width - 4, self.top + 6), (self.left + 8, self.top + 6)]
+
+        def ink(corner):
+            x, y = corner
+            region = self.image[y:y + height, x:x + width]
+            return np.sum(np.any(region != np.array(raster.WHITE, np.uint8), axis=-1)
+                          & np.any(region != np.array(raster.GRAY, np.uint8), axis=-1))
+
+        x, y = min(corners, key=ink)
+        raster.box(self.image, x, y, x + width, y + height, raster.WHITE, fill=True)
         for name, color in entries:
-            x = self.right - 130
-            raster.line(self.image, x, y + 4, x + 20, y + 4, color, width=3)
-            raster.text(self.image, x + 26, y, name)
+            raster.line(self.image, x + 6, y + 8, x + 26, y + 8, color, width=3)
+            raster.text(self.image, x + 32, y + 4, name)
             y += 16
 
 
