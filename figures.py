@@ -2,6 +2,7 @@
 
     python figures.py                      # newest checkpoint in logdir -> results/reconstructions.png
                                            #                              results/perturbation.png
+    python figures.py --checkpoint=best    # the checkpoint validation chose
     python figures.py --logdir=L --results=R --dataset=fashion-mnist
 
 Takes the same flags as main.py (model flags must match the checkpoint, as for --is_training=False).
@@ -16,6 +17,7 @@ import tensorflow as tf  # noqa: E402
 
 import capsLayer  # noqa: E402
 import capsNet  # noqa: E402
+import checkpoints  # noqa: E402
 import config  # noqa: E402
 import main  # noqa: E402
 import utils  # noqa: E402
@@ -35,10 +37,7 @@ class Decoder:
     and free capsule vectors -> decoded images (for perturbations)."""
 
     def __init__(self, cfg):
-        checkpoint = tf.train.latest_checkpoint(cfg.logdir)
-        if checkpoint is None:
-            raise UserError('no checkpoint in %s; train first with: python main.py --logdir=%s'
-                            % (cfg.logdir, cfg.logdir))
+        checkpoint = checkpoints.find(cfg.logdir, cfg.checkpoint)  # --checkpoint latest|best, as evaluate
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images = tf1.placeholder(tf.float32, [None, SIDE, SIDE, 1], 'images')
@@ -153,7 +152,7 @@ def run(argv=None):
     try:
         cfg = config.parse(sys.argv[1:] if argv is None else argv,
                            config.build_parser('Draw reconstruction and capsule-perturbation figures '
-                                               'of the newest checkpoint in --logdir.'))
+                                               'of a checkpoint in --logdir.'))
         make_figures(cfg)
     except UserError as e:
         print('error: %s' % e, file=sys.stderr)
