@@ -6,8 +6,9 @@
     tensorboard --logdir logdir             # losses, accuracies, reconstructions
     tail -f results/val_acc.csv
 """
+import contextlib
+import errno
 import os
-import signal
 import sys
 import types
 
@@ -19,16 +20,21 @@ from tqdm import tqdm  # noqa: E402
 
 import capsNet  # noqa: E402
 import checkpoints  # noqa: E402
+import checkpoint_io  # noqa: E402
 import config  # noqa: E402
 import metrics  # noqa: E402
 import performance  # noqa: E402
 import robustness  # noqa: E402
 import utils  # noqa: E402
 from errors import UserError  # noqa: E402
+from graceful_stop import GracefulStop, StopRequested, signals_ignored  # noqa: E402
+from runlock import RunLock  # noqa: E402
 
 tf1 = tf.compat.v1
 
-CHECKPOINT_NAME = 'model.ckpt'
+CHECKPOINT_NAME = checkpoint_io.CHECKPOINT_NAME
+# A write that fails for one of these reasons is the user's to fix (space, permissions), not a bug.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS)
 CSV_HEADERS = {'loss': 'step,loss', 'train_acc': 'step,train_acc', 'val_acc': 'step,val_acc'}
 
 
@@ -101,26 +107,44 @@ def predict_labels(sess, pipeline, model, images, labels):
             return np.concatenate(predictions) if predictions else np.zeros([0], np.int32)
 
 
-def restore_or_initialize(sess, parts, logdir):
-    """Restores the newest checkpoint of logdir if there is one; returns the global step."""
-    latest = tf.train.latest_checkpoint(logdir)
-    if latest is None:
+def restore_or_initialize(sess, parts, cfg):
+    """Restores the newest readable checkpoint of logdir, if any; returns (global step, its prefix)."""
+    checkpoint_io.remove_partial_saves(cfg.logdir)
+    variables = parts.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
+    restored = checkpoint_io.restore_newest(sess, parts.saver, cfg.logdir, variables,
+                                             warn=_warn, current_flags=vars(cfg))
+    if restored is None:
         sess.run(parts.init)
-        return 0
-    restore(parts.saver, sess, latest)
-    return int(sess.run(parts.global_step))
+        return 0, None
+    step = int(sess.run(parts.global_step))
+    checkpoint_io.track_existing(parts.saver, cfg.logdir, step)
+    return step, restored
 
 
 def restore(saver, sess, checkpoint):
-    try:
-        saver.restore(sess, checkpoint)
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
-        first_line = str(e).strip().split('\n')[0][:200]
-        raise UserError('checkpoint %s does not fit this model (%s); use the flags it was trained with '
-                        '(see flags.json beside it) or another --logdir' % (checkpoint, first_line)) from None
-    except tf.errors.DataLossError:
-        raise UserError('checkpoint %s is corrupt; delete it (or the whole --logdir) to start over'
-                        % checkpoint) from None
+    """Restores one given checkpoint into the session's graph; one-line errors if damaged or foreign."""
+    variables = sess.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
+    checkpoint_io.restore_exactly(sess, saver, checkpoint, variables)
+
+
+def _warn(message):
+    print(message, file=sys.stderr)
+
+
+def save_checkpoint(sess, parts, cfg, step):
+    variables = parts.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
+    checkpoint_io.save(sess, parts.saver, os.path.join(cfg.logdir, CHECKPOINT_NAME), step, variables)
+
+
+def run_locks(cfg):
+    """Locks logdir and results (once if they are one folder): a second run on them refuses to start."""
+    with contextlib.ExitStack() as stack:  # releases the first lock if the second is refused
+        seen = set()
+        for folder, flag in ((cfg.logdir, '--logdir'), (cfg.results, '--results')):
+            if os.path.realpath(folder) not in seen:
+                seen.add(os.path.realpath(folder))
+                stack.enter_context(RunLock(folder, flag))
+        return stack.pop_all()
 
 
 def open_csvs(results_dir, resumed_step):
@@ -136,10 +160,6 @@ def scalar_summary(tag, value):
     return tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=float(value))])
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def train(cfg, build_graph=build_train_graph):
     """Trains for cfg.epoch epochs (or cfg.max_steps steps); resumes from the newest checkpoint."""
     (train_x, train_y), (val_x, val_y) = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset,
@@ -149,27 +169,32 @@ def train(cfg, build_graph=build_train_graph):
         raise config.ConfigError('--batch_size=%d is larger than the %d training images'
                                  % (cfg.batch_size, len(train_x)))
     total_steps = cfg.max_steps or cfg.epoch * steps_per_epoch
-    os.makedirs(cfg.logdir, exist_ok=True)
-    config.save_flags(cfg, os.path.join(cfg.logdir, 'flags.json'))
-    print('flags (saved to %s): %s' % (os.path.join(cfg.logdir, 'flags.json'),
-                                       ' '.join('--%s=%s' % kv for kv in sorted(vars(cfg).items()))))
-    parts = build_graph(cfg)
-    checkpoint_prefix = os.path.join(cfg.logdir, CHECKPOINT_NAME)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    with run_locks(cfg), GracefulStop() as stop:
+        parts = build_graph(cfg)
+        return _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop)
 
+
+def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop):
     with open_session(parts, cfg) as sess:
-        step = restore_or_initialize(sess, parts, cfg.logdir)
+        step, restored = restore_or_initialize(sess, parts, cfg)
+        # Written after the restore: a run refused for other flags must not overwrite the old record.
+        config.save_flags(cfg, os.path.join(cfg.logdir, 'flags.json'))
+        print('flags (saved to %s): %s' % (os.path.join(cfg.logdir, 'flags.json'),
+                                           ' '.join('--%s=%s' % kv for kv in sorted(vars(cfg).items()))))
         if getattr(parts, 'on_session_ready', None):
             parts.on_session_ready(sess)  # e.g. dist_version's chief starts applying synced gradients
         if step >= total_steps:
             print('already trained: step %d of %d in %s' % (step, total_steps, cfg.logdir))
             return step
         if step:
-            print('resuming from step %d (%s)' % (step, tf.train.latest_checkpoint(cfg.logdir)))
+            print('resuming from step %d (%s)' % (step, restored))
         logs = open_csvs(cfg.results, step)
         # A graph without best_saver (an older build_graph) trains without model selection.
         best = checkpoints.BestCheckpoint(getattr(parts, 'best_saver', None), cfg.logdir)
         writer = tf1.summary.FileWriter(cfg.logdir, parts.graph if step == 0 else None)
+        if step:
+            # Tells TensorBoard to drop events a killed run wrote past this step, as the CSVs do.
+            writer.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), step)
         last_saved = step
         try:
             while step < total_steps:
@@ -186,16 +211,23 @@ def train(cfg, build_graph=build_train_graph):
                         step = _train_step(sess, parts, cfg, step, last_saved, logs, writer, bar)
                         if step % cfg.val_sum_freq == 0:
                             best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
+                        stop.check()  # here the step and its rows are complete
                 if step % (cfg.save_freq * steps_per_epoch) == 0 or step == total_steps:
-                    parts.saver.save(sess, checkpoint_prefix, global_step=step)
+                    save_checkpoint(sess, parts, cfg, step)
                     last_saved = step
             if step % cfg.val_sum_freq:
                 best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
+        except StopRequested:
+            if step != last_saved:
+                with signals_ignored():  # a second Ctrl-C must not cut this save short
+                    save_checkpoint(sess, parts, cfg, step)
+            saved = 'checkpoint saved in %s' % cfg.logdir if step else 'nothing to save yet'
+            raise TrainingInterrupted('interrupted at step %d; %s; run the same command to resume'
+                                      % (step, saved)) from None
         except KeyboardInterrupt:
-            step = int(sess.run(parts.global_step))
-            parts.saver.save(sess, checkpoint_prefix, global_step=step)
-            raise TrainingInterrupted('interrupted at step %d; checkpoint saved in %s; run the same '
-                                      'command to resume' % (step, cfg.logdir)) from None
+            raise TrainingInterrupted('stopped at once by a second interrupt near step %d, without saving; '
+                                      'the last checkpoint (step %d) is intact; run the same command to '
+                                      'resume' % (step, last_saved)) from None
         finally:
             writer.close()
     return step
@@ -231,7 +263,10 @@ def _validate(sess, parts, step, val_x, val_y, logs, writer):
 
 def evaluate(cfg):
     """Test accuracy of cfg.checkpoint ('latest' or validation-'best') on all test images; appends test_acc.csv."""
-    checkpoint = checkpoints.find(cfg.logdir, cfg.checkpoint)
+    if cfg.checkpoint == 'latest' and checkpoint_io.newest_first(cfg.logdir):
+        chosen = None  # the newest readable one, found below (older ones if the newest is damaged)
+    else:
+        chosen = checkpoints.find(cfg.logdir, cfg.checkpoint)  # or a one-line error saying how to get one
     test_x, test_y = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
     graph = tf.Graph()
     with graph.as_default():
@@ -239,9 +274,14 @@ def evaluate(cfg):
         model = capsNet.CapsNet(pipeline.images, pipeline.labels, capsNet.ModelConfig.from_flags(cfg),
                                 training=False)
         global_step = tf1.train.get_or_create_global_step()
-        saver = tf1.train.Saver(tf1.global_variables())
+        variables = tf1.global_variables()
+        saver = tf1.train.Saver(variables)
     with tf1.Session(graph=graph, config=session_config(cfg)) as sess:
-        restore(saver, sess, checkpoint)
+        if chosen is None:
+            checkpoint = checkpoint_io.restore_newest(sess, saver, cfg.logdir, variables,
+                                                    warn=_warn, current_flags=vars(cfg))
+        else:
+            checkpoint = checkpoint_io.restore_exactly(sess, saver, chosen, variables, vars(cfg))
         step = int(sess.run(global_step))
         predictions = predict_labels(sess, pipeline, model, test_x, test_y)
         if cfg.robustness:
@@ -286,6 +326,16 @@ def main(argv=None):
     except UserError as e:
         print('error: %s' % e, file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:
+        # Outside the training loop (loading data, building the graph): nothing new to save.
+        print('error: interrupted before training started; no checkpoint was needed', file=sys.stderr)
+        return TrainingInterrupted.exit_code
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        print('error: cannot write %s (%s); free disk space or fix permissions, or choose another '
+              '--logdir/--results, then rerun to resume' % (e.filename or 'a file', e.strerror), file=sys.stderr)
+        return 1
     return 0
 
 

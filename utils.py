@@ -24,8 +24,10 @@ class DataError(UserError):
     pass
 
 
-def _fix_hint(dataset):
-    return 'run: python download_data.py --dataset %s --force' % dataset
+def _fix_hint(dataset, path):
+    """The command that replaces the file at `path` (in its own folder, which may not be the default)."""
+    return 'run: python download_data.py --dataset %s --save_to %s --force' % (dataset,
+                                                                              os.path.dirname(path) or '.')
 
 
 def find_idx_file(data_dir, stem, dataset='mnist'):
@@ -50,21 +52,21 @@ def read_idx(path, expected_ndim, dataset='mnist'):
             raw = f.read()
     except (OSError, EOFError, zlib.error) as e:
         raise DataError('cannot read %s (%s: truncated or corrupt); %s'
-                        % (path, type(e).__name__, _fix_hint(dataset))) from None
+                        % (path, type(e).__name__, _fix_hint(dataset, path))) from None
     if len(raw) < 4:
-        raise DataError('%s is too short to be an IDX file; %s' % (path, _fix_hint(dataset)))
+        raise DataError('%s is too short to be an IDX file; %s' % (path, _fix_hint(dataset, path)))
     zero1, zero2, dtype, ndim = raw[0], raw[1], raw[2], raw[3]
     if zero1 or zero2 or dtype != IDX_UBYTE or ndim != expected_ndim:
         raise DataError('%s has a wrong magic number 0x%s (expected 0x%08x); %s'
-                        % (path, raw[:4].hex(), 0x0800 + expected_ndim, _fix_hint(dataset)))
+                        % (path, raw[:4].hex(), 0x0800 + expected_ndim, _fix_hint(dataset, path)))
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
-        raise DataError('%s is truncated inside its header; %s' % (path, _fix_hint(dataset)))
+        raise DataError('%s is truncated inside its header; %s' % (path, _fix_hint(dataset, path)))
     dims = struct.unpack('>' + 'i' * ndim, raw[4:header_size])
     expected = header_size + int(np.prod(dims))
     if len(raw) != expected:
         raise DataError('%s holds %d bytes but its header %s needs %d (truncated or padded); %s'
-                        % (path, len(raw), list(dims), expected, _fix_hint(dataset)))
+                        % (path, len(raw), list(dims), expected, _fix_hint(dataset, path)))
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
 
 
@@ -79,12 +81,12 @@ def load_split(data_dir, split, dataset='mnist', verify=True):
     labels = read_idx(label_path, 1, dataset)
     if images.shape[1:] != IMAGE_SHAPE:
         raise DataError('%s holds %dx%d images, expected 28x28; %s'
-                        % (image_path, images.shape[1], images.shape[2], _fix_hint(dataset)))
+                        % (image_path, images.shape[1], images.shape[2], _fix_hint(dataset, image_path)))
     if len(images) != len(labels):
         raise DataError('%s has %d images but %s has %d labels; %s'
-                        % (image_path, len(images), label_path, len(labels), _fix_hint(dataset)))
+                        % (image_path, len(images), label_path, len(labels), _fix_hint(dataset, image_path)))
     if len(labels) and labels.max() >= NUM_CLASSES:
-        raise DataError('%s has label %d outside 0-9; %s' % (label_path, labels.max(), _fix_hint(dataset)))
+        raise DataError('%s has label %d outside 0-9; %s' % (label_path, labels.max(), _fix_hint(dataset, label_path)))
     return images, labels
 
 
@@ -94,8 +96,9 @@ def _verify_checksums(dataset, paths_and_stems):
         try:
             download_data.verify_file(path, dataset, stem + '.gz')
         except download_data.DownloadError as e:
-            raise DataError('%s; %s (or pass --verify_data=False for your own files)'
-                            % (str(e).rstrip('.'), _fix_hint(dataset))) from None
+            # The message already ends with the download_data.py command that fixes it.
+            raise DataError('%s (or pass --verify_data=False for your own files)'
+                            % str(e).rstrip('.')) from None
 
 
 def load_train_val(data_dir, val_size, dataset='mnist', verify=True):

@@ -1,0 +1,195 @@
+"""Checkpoint input/output that survives crashes: find the newest readable one, check it fits, save safely.
+
+What a crash can leave behind and what happens then:
+- killed during a save: TensorFlow writes into temporary files and renames them at the end, and the
+  `checkpoint` index file is replaced atomically afterwards, so the previous checkpoint stays the
+  newest complete one;
+- a damaged newest checkpoint (truncated by a full disk, a bad copy): restore falls back to the next
+  older one and says so, and refuses only when none can be read;
+- a checkpoint of another architecture (other capsule sizes, other layers): refused by comparing the
+  shapes stored in it with the graph's, naming the variables and the flags that differ, instead of
+  TensorFlow's page-long error;
+- a save that fails (disk full, folder not writable): a one-line error naming the last good one;
+- non-finite weights: never saved, so the newest checkpoint is always one training can go on from.
+
+Checkpoints are found by file name (`model.ckpt-<step>.index`), not only through the `checkpoint`
+file, which stores absolute paths and so is stale once a logdir is moved or copied.
+"""
+import glob
+import json
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from errors import UserError
+
+tf1 = tf.compat.v1
+
+CHECKPOINT_NAME = 'model.ckpt'
+
+
+class CheckpointError(UserError):
+    pass
+
+
+class NonFiniteWeights(UserError):
+    exit_code = 3
+
+
+def newest_first(logdir, name=CHECKPOINT_NAME):
+    """Prefixes of the checkpoints `<name>-<step>` in logdir, highest step first."""
+    pattern = re.compile(re.escape(name) + r'-(\d+)\.index$')
+    found = []
+    for index_file in glob.glob(os.path.join(glob.escape(logdir), name + '-*.index')):
+        match = pattern.search(os.path.basename(index_file))
+        if match:
+            found.append((int(match.group(1)), index_file[:-len('.index')]))
+    return [prefix for _, prefix in sorted(found, reverse=True)]
+
+
+def step_of(prefix):
+    return int(prefix.rsplit('-', 1)[1])
+
+
+def restore_newest(sess, saver, logdir, variables, name=CHECKPOINT_NAME, warn=print, current_flags=None):
+    """Restores the newest readable checkpoint of logdir into `variables`; returns its prefix or None.
+
+    A checkpoint that cannot be read is skipped with a warning; one whose shapes do not match
+    `variables` stops everything (an older one of the same run would not match either).
+    """
+    candidates = newest_first(logdir, name)
+    skipped = []
+    for prefix in candidates:
+        try:
+            stored_shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+        except (tf.errors.OpError, ValueError) as e:
+            skipped.append((prefix, short_reason(e)))
+            continue
+        check_fits(prefix, stored_shapes, variables, logdir, current_flags)
+        try:
+            saver.restore(sess, prefix)
+        except (tf.errors.OpError, ValueError) as e:
+            skipped.append((prefix, short_reason(e)))
+            continue
+        for bad, reason in skipped:
+            warn('warning: checkpoint %s cannot be read (%s); falling back to %s'
+                 % (bad, reason, os.path.basename(prefix)))
+        return prefix
+    if skipped:
+        raise CheckpointError('no readable checkpoint in %s (%s: %s); delete the damaged files, or the '
+                              'whole folder to start over' % (logdir, skipped[0][0], skipped[0][1]))
+    return None
+
+
+def restore_exactly(sess, saver, prefix, variables, current_flags=None):
+    """Restores the one checkpoint `prefix` (a chosen one, no fallback), with the same one-line errors."""
+    try:
+        stored_shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as e:
+        raise CheckpointError('checkpoint %s cannot be read (%s); pick another one or retrain'
+                              % (prefix, short_reason(e))) from None
+    check_fits(prefix, stored_shapes, variables, os.path.dirname(prefix) or '.', current_flags)
+    try:
+        saver.restore(sess, prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise CheckpointError('checkpoint %s cannot be read (%s); pick another one or retrain'
+                              % (prefix, short_reason(e))) from None
+    return prefix
+
+
+def check_fits(prefix, stored_shapes, variables, logdir, current_flags=None):
+    """Raises CheckpointError naming what differs when `variables` cannot be restored from prefix."""
+    problems = []
+    for v in variables:
+        name = v.op.name
+        wanted = v.shape.as_list()
+        if name not in stored_shapes:
+            problems.append('%s is missing there' % name)
+        elif list(stored_shapes[name]) != wanted:
+            problems.append('%s is %s there but %s here' % (name, list(stored_shapes[name]), wanted))
+    if not problems:
+        return
+    shown = '; '.join(problems[:3]) + ('; ...' if len(problems) > 3 else '')
+    raise CheckpointError('checkpoint %s was made by a different model (%s)%s; rerun with the flags it was '
+                          'trained with or use another --logdir'
+                          % (prefix, shown, _flag_differences(logdir, current_flags)))
+
+
+def _flag_differences(logdir, current_flags):
+    """', trained with --x=1 (now 2)' from flags.json beside the checkpoint, when there is one."""
+    try:
+        with open(os.path.join(logdir, 'flags.json')) as f:
+            trained = json.load(f)
+    except (OSError, ValueError):
+        return ''
+    if not current_flags:
+        return '; flags.json beside it lists the flags it was trained with'
+    ignored = {'is_training', 'logdir', 'results', 'data_dir', 'max_steps', 'epoch'}
+    diffs = ['--%s=%s (now %s)' % (k, trained[k], current_flags[k]) for k in sorted(trained)
+             if k in current_flags and k not in ignored and trained[k] != current_flags[k]]
+    return ', it was trained with ' + ', '.join(diffs[:5]) if diffs else ''
+
+
+def remove_partial_saves(logdir):
+    """Deletes what saves cut short by a kill left behind (TensorFlow's temporary files); returns them.
+
+    Only safe while no other run writes logdir, i.e. under its RunLock.
+    """
+    leftovers = (glob.glob(os.path.join(glob.escape(logdir), '*.tempstate*'))
+                 + glob.glob(os.path.join(glob.escape(logdir), 'checkpoint.tmp*')))
+    for path in leftovers:
+        os.remove(path)
+    return leftovers
+
+
+def track_existing(saver, logdir, up_to_step, name=CHECKPOINT_NAME):
+    """Tells a fresh Saver about the checkpoints already on disk, so --keep_checkpoints also counts them.
+
+    Without this a resumed run never deletes the checkpoints of the runs before it.
+    """
+    older = [p for p in newest_first(logdir, name) if step_of(p) <= up_to_step]
+    saver.recover_last_checkpoints(list(reversed(older)))
+
+
+def save(sess, saver, prefix, step, variables):
+    """Saves `variables` as prefix-step, refusing non-finite values; one-line errors for disk trouble."""
+    bad = non_finite(sess, variables)
+    if bad:
+        raise NonFiniteWeights('weights became NaN or Inf by step %d (%s); nothing saved, the last checkpoint '
+                               'is untouched; lower --learning_rate or check the data, then rerun to resume'
+                               % (step, ', '.join(bad[:3])))
+    try:
+        return saver.save(sess, prefix, global_step=step)
+    except (tf.errors.OpError, OSError) as e:
+        logdir = os.path.dirname(prefix) or '.'
+        remove_partial_saves(logdir)  # a half-written data file can be as large as the whole checkpoint
+        previous = [p for p in newest_first(logdir, os.path.basename(prefix))
+                    if step_of(p) != step]
+        kept = ('the previous one, %s, is intact' % os.path.basename(previous[0]) if previous
+                else 'there is no earlier checkpoint')
+        raise CheckpointError('cannot write checkpoint %s-%d (%s); %s; free disk space or choose another '
+                              '--logdir, then rerun the same command to resume'
+                              % (prefix, step, short_reason(e), kept)) from None
+
+
+def non_finite(sess, variables):
+    """Names of the variables holding a NaN or Inf (read from the session; no ops are added)."""
+    values = sess.run(list(variables))
+    return [v.op.name for v, value in zip(variables, values)
+            if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.all(np.isfinite(value))]
+
+
+def short_reason(error):
+    """The cause of a TensorFlow or OS error in a few words (TF messages span pages)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = getattr(error, 'message', None) or str(error)
+    # TF messages carry the cause as 'path; reason' on one of their lines.
+    for line in text.split('\n'):
+        match = re.search(r';\s*([^;\[]+?)\s*$', line)
+        if match and not line.lstrip().startswith(('File ', 'Node:', 'Detected')):
+            return match.group(1)[:160]
+    first = next((line.strip() for line in text.split('\n') if line.strip()), type(error).__name__)
+    return first[:160]

@@ -1,0 +1,218 @@
+"""Checkpoints stay usable: damaged ones are skipped, foreign ones refused, bad saves never replace good ones."""
+import contextlib
+import hashlib
+import os
+import resource
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import capsNet
+import checkpoint_io
+import main
+from conftest import tiny_run_args, write_dataset
+
+tf1 = tf.compat.v1
+
+
+@pytest.fixture(scope='module')
+def small_data(tmp_path_factory):
+    """40 train + 40 validation images: 5 steps per epoch, a checkpoint every 5 steps."""
+    return write_dataset(tmp_path_factory.mktemp('small'), num_train=80, num_test=20)
+
+
+@pytest.fixture(scope='module')
+def trained(small_data, tmp_path_factory):
+    """A logdir trained with default model flags to step 10 (checkpoints 5 and 10); copy before changing."""
+    work = tmp_path_factory.mktemp('trained')
+    assert main.main(tiny_run_args(small_data, work, '--max_steps', '10')) == 0
+    return work
+
+
+def copy_of(trained, tmp_path):
+    shutil.copytree(trained / 'logdir', tmp_path / 'logdir')
+    return tmp_path / 'logdir'
+
+
+def names(logdir):
+    return [os.path.basename(p) for p in checkpoint_io.newest_first(str(logdir))]
+
+
+def last_line(text):
+    return text.rstrip('\n').split('\n')[-1]
+
+
+def test_unreadable_newest_checkpoint_falls_back_to_the_older_one(small_data, trained, tmp_path, capsys):
+    logdir = copy_of(trained, tmp_path)
+    data_file = logdir / 'model.ckpt-10.data-00000-of-00001'
+    data_file.write_bytes(data_file.read_bytes()[:1000])  # as a full disk or a bad copy leaves it
+    (logdir / 'model.ckpt-15.data-00000-of-00001.tempstate123').write_bytes(b'partial')  # a killed save
+
+    assert main.main(tiny_run_args(small_data, tmp_path, '--is_training=False')) == 0
+    captured = capsys.readouterr()
+    assert 'warning: checkpoint %s cannot be read' % (logdir / 'model.ckpt-10') in captured.err
+    assert 'falling back to model.ckpt-5' in captured.err and 'at step 5 of' in captured.out
+
+    # Training resumes from the readable one, rewrites step 10 and clears the killed save's leftovers.
+    assert main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '10')) == 0
+    assert 'resuming from step 5' in capsys.readouterr().out
+    assert names(logdir) == ['model.ckpt-10', 'model.ckpt-5']
+    assert tf.train.load_checkpoint(str(logdir / 'model.ckpt-10')).get_tensor('global_step') == 10
+    assert not list(logdir.glob('*.tempstate*'))
+
+
+def test_no_readable_checkpoint_is_a_one_line_error(small_data, trained, tmp_path, capsys):
+    logdir = copy_of(trained, tmp_path)
+    for index_file in logdir.glob('*.index'):
+        index_file.write_bytes(b'\0' * 64)
+    for flags in (['--is_training=False'], []):
+        code = main.main(tiny_run_args(small_data, tmp_path, *flags))
+        err = capsys.readouterr().err
+        assert code != 0 and last_line(err).startswith('error: no readable checkpoint in %s' % logdir), err
+        assert 'Traceback' not in err
+    assert names(logdir) == ['model.ckpt-10', 'model.ckpt-5']  # nothing was overwritten or deleted
+
+
+def test_checkpoint_found_after_the_logdir_was_moved(small_data, trained, tmp_path, capsys):
+    # The 'checkpoint' file of the copy still names the original folder, which must not matter.
+    logdir = copy_of(trained, tmp_path)
+    assert str(trained) in (logdir / 'checkpoint').read_text()
+    shutil.rmtree(tmp_path / 'elsewhere', ignore_errors=True)
+    assert main.main(tiny_run_args(small_data, tmp_path, '--is_training=False')) == 0
+    assert 'at step 10 of %s' % (logdir / 'model.ckpt-10') in capsys.readouterr().out
+
+
+def test_other_iter_routing_is_fine_for_evaluation(small_data, trained, tmp_path, capsys):
+    copy_of(trained, tmp_path)
+    assert main.main(tiny_run_args(small_data, tmp_path, '--is_training=False', '--iter_routing', '1')) == 0
+    assert 'at step 10' in capsys.readouterr().out
+
+
+def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(small_data, trained, tmp_path,
+                                                                             capsys):
+    logdir = copy_of(trained, tmp_path)
+    flags_before = (logdir / 'flags.json').read_text()
+    for flags in (['--is_training=False', '--digit_caps_bias=True'], ['--digit_caps_bias=True']):
+        code = main.main(tiny_run_args(small_data, tmp_path, *flags))
+        err = capsys.readouterr().err
+        assert code != 0 and 'Traceback' not in err
+        line = last_line(err)
+        assert line.startswith('error: checkpoint %s was made by a different model' % (logdir / 'model.ckpt-10'))
+        assert 'digit_caps/biases is missing there' in line
+        assert 'it was trained with --digit_caps_bias=False (now True)' in line
+    assert (logdir / 'flags.json').read_text() == flags_before  # the refused run kept the record
+
+
+def test_other_capsule_shape_is_refused(small_data, trained, tmp_path, capsys):
+    # A checkpoint whose digit_caps/W has 8-D outputs instead of 16-D, all other names as ours.
+    reader = tf.train.load_checkpoint(str(trained / 'logdir' / 'model.ckpt-10'))
+    graph = tf.Graph()
+    with graph.as_default():
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if name == 'digit_caps/W':
+                value = np.zeros([1152, 10, 8, 8], np.float32)
+            tf1.Variable(value, name=name)
+        saver = tf1.train.Saver()
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            saver.save(sess, str(tmp_path / 'logdir' / 'model.ckpt'), global_step=10)
+
+    code = main.main(tiny_run_args(small_data, tmp_path, '--is_training=False'))
+    err = capsys.readouterr().err
+    assert code != 0
+    assert 'digit_caps/W is [1152, 10, 8, 8] there but [1152, 10, 8, 16] here' in last_line(err)
+
+
+def poison_train_op(monkeypatch, poison):
+    """Adds poison(model, global_step) to the loss the optimizer minimises (and the loop reports)."""
+    build_train_op = capsNet.build_train_op
+
+    def poisoned(model, global_step):
+        model.total_loss = model.total_loss + poison(model, global_step)
+        return build_train_op(model, global_step)
+
+    monkeypatch.setattr(capsNet, 'build_train_op', poisoned)
+
+
+def test_nan_loss_stops_at_its_step_without_a_checkpoint(small_data, tmp_path, capsys, monkeypatch):
+    # NaN from the 3rd step (global_step 2 while it runs); 10 steps would save at 5 and 10 if unchecked.
+    poison_train_op(monkeypatch, lambda model, step: tf.where(step >= 2, np.float32(np.nan), np.float32(0)))
+    code = main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '10'))
+    err = capsys.readouterr().err
+    assert code == main.NonFiniteLoss.exit_code
+    assert last_line(err).startswith('error: loss is nan at step 3 (last checkpoint: step 0')
+    assert names(tmp_path / 'logdir') == []
+    assert 'nan' not in (tmp_path / 'results' / 'loss.csv').read_text()
+
+
+def test_nan_weights_behind_a_finite_loss_are_not_saved(small_data, tmp_path, capsys, monkeypatch):
+    @tf.custom_gradient
+    def zero_with_nan_gradient(x):
+        return tf.zeros_like(x), lambda dy: dy * np.float32(np.nan)
+
+    def nan_gradient_on_step_7(model, step):
+        weights = tf1.trainable_variables()[0]
+        # Adds 0 to the loss, which stays finite, but sends NaN into the weights' gradient.
+        return tf.cond(step >= 6, lambda: zero_with_nan_gradient(tf.reduce_sum(weights)),
+                       lambda: tf.constant(0.0))
+
+    poison_train_op(monkeypatch, nan_gradient_on_step_7)
+    code = main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '7'))  # saves at 5 and 7
+    err = capsys.readouterr().err
+    assert code == checkpoint_io.NonFiniteWeights.exit_code
+    assert last_line(err).startswith('error: weights became NaN or Inf by step 7 (conv1/weights')
+    assert names(tmp_path / 'logdir') == ['model.ckpt-5']
+
+
+@contextlib.contextmanager
+def file_size_limit(max_bytes):
+    """Writes past max_bytes fail with EFBIG, as on a full disk (works as root, unlike chmod)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+
+
+def digest(paths):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(small_data, tmp_path, capsys):
+    assert main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '5')) == 0
+    logdir = tmp_path / 'logdir'
+    before = digest(logdir.glob('model.ckpt-5.*'))
+    with file_size_limit(10 * 2 ** 20):  # CSVs, events and flags fit; a 100 MB checkpoint does not
+        code = main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '10'))
+    err = capsys.readouterr().err
+    assert code != 0 and 'Traceback' not in err
+    line = last_line(err)
+    assert line.startswith('error: cannot write checkpoint %s-10 (File too large)' % (logdir / 'model.ckpt'))
+    assert 'the previous one, model.ckpt-5, is intact' in line and 'free disk space' in line
+    assert names(logdir) == ['model.ckpt-5'] and digest(logdir.glob('model.ckpt-5.*')) == before
+    assert not [p for p in os.listdir(logdir) if 'tempstate' in p]
+    assert tf.train.load_checkpoint(str(logdir / 'model.ckpt-5')).get_tensor('global_step') == 5
+
+
+def test_restoring_a_chosen_checkpoint_gives_the_same_one_line_errors(trained, tmp_path):
+    logdir = copy_of(trained, tmp_path)
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.zeros([1, 28, 28, 1])
+        capsNet.CapsNet(images, tf.zeros([1], tf.int32), capsNet.ModelConfig(digit_caps_bias=True))
+        tf1.train.get_or_create_global_step()
+        saver = tf1.train.Saver()
+    with tf1.Session(graph=graph) as sess:
+        with pytest.raises(checkpoint_io.CheckpointError, match='digit_caps/biases is missing there'):
+            main.restore(saver, sess, str(logdir / 'model.ckpt-5'))
+        index_file = logdir / 'model.ckpt-5.index'
+        index_file.write_bytes(b'\0' * 64)
+        with pytest.raises(checkpoint_io.CheckpointError, match='model.ckpt-5 cannot be read'):
+            main.restore(saver, sess, str(logdir / 'model.ckpt-5'))
