@@ -80,9 +80,10 @@ def build_train_graph(cfg):
 
 
 def open_session(parts, cfg=None):
-    """A session on this process, or on parts.target (a cluster task) with parts.session_config if set."""
-    return tf1.Session(getattr(parts, 'target', ''), graph=parts.graph,
-                       config=getattr(parts, 'session_config', None) or session_config(cfg))
+    """A session for parts.graph; a graph builder may bring its own (parts.open_session: towers, clusters)."""
+    if getattr(parts, 'open_session', None):
+        return parts.open_session()
+    return tf1.Session(graph=parts.graph, config=session_config(cfg))
 
 
 def count_correct(sess, pipeline, model, images, labels):

@@ -60,34 +60,83 @@ def worker_session_config(cfg, placement, task):
     return sess_config
 
 
-def _stalled(cfg, task, error):
+def _stalled(cfg, task, reason):
     latest = tf.train.latest_checkpoint(cfg.logdir) if task.is_chief else None
     where = ('the last checkpoint is %s' % latest if latest else
              'no checkpoint was written yet' if task.is_chief else 'the chief keeps the checkpoints')
     return ClusterStalled(
-        'worker %d: no progress for %gs (%s): a worker or the parameter server is gone; %s; restart '
-        'every task (ps included) with its same command to resume from the chief\'s last checkpoint'
-        % (task.task_index, cfg.sync_timeout, type(error).__name__, where))
+        'worker %d: %s: a worker or the parameter server is gone; %s; restart every task (ps included) '
+        'with its same command to resume from the chief\'s last checkpoint' % (task.task_index, reason, where))
+
+
+def _timed_out(cfg, task, error):
+    return _stalled(cfg, task, 'no progress for %gs (%s)' % (cfg.sync_timeout, type(error).__name__))
 
 
 _LOST = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.AbortedError)
 
 
+class Lockstep:
+    """Checks that each step came back from an update made with every worker's gradient.
+
+    The sync train op returns a token: the global step after the update it waited for, so the
+    tokens a worker gets count up by one. SyncReplicasOptimizer hands out one token per worker and
+    update; a worker killed while waiting can leave its token behind, and the next worker to take it
+    would go on and send a second gradient for the same step: the update would be made without the
+    dead worker. A token that does not count up means exactly that.
+    """
+
+    def __init__(self, cfg, task):
+        self.cfg, self.task, self.step = cfg, task, None
+
+    def check(self, token):
+        token = int(token)
+        if self.step is not None and token != self.step + 1:
+            raise _stalled(self.cfg, self.task, 'step %d went on without every worker\'s gradient '
+                                                '(token %d)' % (self.step + 1, token))
+        self.step = token
+        return token
+
+
+class _ChiefSession(tf1.Session):
+    """The chief's session for main.train: runs of the train op are checked by a Lockstep."""
+
+    def __init__(self, target, graph, config, train_op, lockstep):
+        super().__init__(target, graph=graph, config=config)
+        self._train_op, self._lockstep = train_op, lockstep
+
+    def run(self, fetches, *args, **kwargs):
+        results = super().run(fetches, *args, **kwargs)
+        if isinstance(fetches, (list, tuple)):
+            # `is`, not `in`: == on tensors builds a comparison op.
+            for fetch, result in zip(fetches, results):
+                if fetch is self._train_op:
+                    self._lockstep.check(result)
+        return results
+
+
 def run_chief(cfg, task):
     server = start_server(cfg, task)
     placement = placement_for(cfg, task)
+    lockstep = Lockstep(cfg, task)
 
     def build(cfg):
         parts = towers.build_tower_graph(cfg, placement)
-        parts.target = server.target
-        parts.session_config = worker_session_config(cfg, placement, task)
-        parts.on_session_ready = lambda sess: _start_applying(sess, parts.sync_optimizer)
+        sess_config = worker_session_config(cfg, placement, task)
+        parts.open_session = lambda: _ChiefSession(server.target, parts.graph, sess_config, parts.train_op,
+                                                   lockstep)
+
+        def on_session_ready(sess):
+            lockstep.step = int(sess.run(parts.global_step))
+            _start_applying(sess, parts.sync_optimizer)
+
+        parts.on_session_ready = on_session_ready
         return parts
 
     try:
         return main.train(cfg, build_graph=build)
     except _LOST as e:
-        raise _stalled(cfg, task, e) from None
+        raise _timed_out(cfg, task, e) from None
 
 
 def _start_applying(sess, sync_optimizer):
@@ -141,7 +190,7 @@ def run_worker(cfg, task):
                 [v.op.name for v in parts.graph.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES)],
                 sess.run(parts.graph.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES)))))
     except _LOST as e:
-        raise _stalled(cfg, task, e) from None
+        raise _timed_out(cfg, task, e) from None
     print('worker %d: done at step %d; weights fingerprint %s' % (task.task_index, step, fingerprint),
           flush=True)
     return step
@@ -149,7 +198,8 @@ def run_worker(cfg, task):
 
 def _train_worker(sess, parts, cfg, task, data, steps_per_epoch, total_steps):
     train_x, train_y = data
-    step = int(sess.run(parts.global_step))
+    lockstep = Lockstep(cfg, task)
+    step = lockstep.check(sess.run(parts.global_step))
     print('worker %d: joined at step %d of %d' % (task.task_index, step, total_steps), flush=True)
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
@@ -158,7 +208,7 @@ def _train_worker(sess, parts, cfg, task, data, steps_per_epoch, total_steps):
         epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
         while step < epoch_end:
             # Returns the token of the step just applied: the new global step.
-            step = int(sess.run(parts.train_op))
+            step = lockstep.check(sess.run(parts.train_op))
             if step % cfg.train_sum_freq == 0:
                 print('worker %d: step %d' % (task.task_index, step), flush=True)
     return step

@@ -70,8 +70,9 @@ def build_tower_graph(cfg, placement):
     """The namespace main.train expects (see main.build_train_graph), built with towers.
 
     cfg.batch_size is the batch of all towers together (num_gpu x batch_size_per_gpu).
-    Extra fields: towers (the tower models), grads_and_vars (averaged), session_config, and with
-    several workers sync_optimizer (tf1.train.SyncReplicasOptimizer) and the ops a worker needs to join.
+    Extra fields: towers (the tower models), tower_grads_and_vars, grads_and_vars (averaged),
+    session_config and open_session (used by main.train), and with several workers sync_optimizer
+    (tf1.train.SyncReplicasOptimizer) and ready_op, which a non-chief worker waits on.
     """
     num_towers = len(placement.tower_devices)
     if cfg.batch_size % num_towers:
@@ -123,6 +124,7 @@ def build_tower_graph(cfg, placement):
             eval_model=eval_model, saver=saver, towers=towers, grads_and_vars=grads_and_vars,
             tower_grads_and_vars=tower_grads, sync_optimizer=sync_optimizer,
             session_config=session_config(placement))
+        parts.open_session = lambda: tf1.Session(graph=graph, config=parts.session_config)
         parts.init = tf1.global_variables_initializer()
         if sync_optimizer is not None:
             # A non-chief worker waits until the chief has initialised or restored these.
