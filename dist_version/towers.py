@@ -118,10 +118,11 @@ def build_tower_graph(cfg, placement):
                                          training=False, reuse=True)
         with tf1.device(placement.host_device):
             saver = tf1.train.Saver(max_to_keep=cfg.keep_checkpoints)
+            best_saver = tf1.train.Saver(max_to_keep=1)  # main.train's model selection (logdir/best/)
         parts = types.SimpleNamespace(
             graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
             train_op=train_op, loss=mean.total_loss, accuracy=mean.accuracy, summary=summary,
-            eval_model=eval_model, saver=saver, towers=towers, grads_and_vars=grads_and_vars,
+            eval_model=eval_model, saver=saver, best_saver=best_saver, towers=towers, grads_and_vars=grads_and_vars,
             tower_grads_and_vars=tower_grads, sync_optimizer=sync_optimizer,
             session_config=session_config(placement))
         parts.open_session = lambda: tf1.Session(graph=graph, config=parts.session_config)

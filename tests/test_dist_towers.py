@@ -99,6 +99,7 @@ def test_distributed_train_runs_main_loop_and_main_py_tests_it(tiny_mnist, tmp_p
     assert flags['batch_size'] == 8 and flags['num_gpu'] == 2
     assert [r[0] for r in read_csv(results / 'loss.csv')] == ['step', '2', '4']
     assert [r[0] for r in read_csv(results / 'val_acc.csv')] == ['step', '3', '4']
+    assert tf.train.latest_checkpoint(str(logdir / 'best'))  # model selection works with towers too
 
     # The plain script tests the towers' checkpoint (resuming is main.train's: the cluster test runs it).
     assert main.main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False')) == 0
