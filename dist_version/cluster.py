@@ -52,7 +52,7 @@ def run_ps(cfg, task):
 
 
 def worker_session_config(cfg, placement, task):
-    sess_config = towers.session_config(placement)
+    sess_config = towers.session_config(placement, cfg)
     # Talk to the ps job and ourselves only: workers do not wait for each other to start.
     sess_config.device_filters.extend(['/job:ps', '/job:worker/task:%d' % task.task_index])
     # A step blocks until every worker has sent its gradient; a dead worker must not hang us forever.

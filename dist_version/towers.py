@@ -124,7 +124,7 @@ def build_tower_graph(cfg, placement):
             train_op=train_op, loss=mean.total_loss, accuracy=mean.accuracy, summary=summary,
             eval_model=eval_model, saver=saver, best_saver=best_saver, towers=towers, grads_and_vars=grads_and_vars,
             tower_grads_and_vars=tower_grads, sync_optimizer=sync_optimizer,
-            session_config=session_config(placement))
+            session_config=session_config(placement, cfg))
         parts.open_session = lambda: tf1.Session(graph=graph, config=parts.session_config)
         parts.init = tf1.global_variables_initializer()
         if sync_optimizer is not None:
@@ -148,8 +148,9 @@ def _tower_mean(towers):
         images=towers[0].images, reconstructions=towers[0].reconstructions)
 
 
-def session_config(placement):
-    sess_config = main.session_config()
+def session_config(placement, cfg=None):
+    """main.py's session options (with cfg: its speed flags), plus the CPU copies towers need."""
+    sess_config = main.session_config(cfg)
     if placement.cpu_copies:
         sess_config.device_count['CPU'] = placement.cpu_copies
     return sess_config
