@@ -1,7 +1,8 @@
 """How fast CapsNet trains and infers here, against a tiled-u_hat baseline, and what bounds it.
 
     python bench.py                  # batch 128: project vs tiled baseline, matmul roof, input, routing
-    python bench.py --ideas          # also time each speed idea (XLA, bfloat16, threads, matmul u_hat)
+    python bench.py --ideas          # also time each speed idea (XLA, bfloat16, threads, oneDNN, einsum)
+    python bench.py --profile        # also trace one training step and rank the op types by time
     python bench.py --quick          # seconds: tiny batch, one timed step (what the test runs)
 
 Each training configuration runs in a fresh child process, so its peak resident memory (VmHWM) is
