@@ -128,15 +128,21 @@ def _coupling(b_ij, leaky, axis=-1):
     return tf.split(with_orphan, [1, -1], axis=axis)[1]
 
 
+def digit_caps_variables(u, num_outputs, out_dim, stddev, use_bias):
+    """W_ij [I, J, D_in, D_out] and the optional bias of s_j [J, D_out], in the current variable scope."""
+    num_inputs, in_dim = u.shape[1], u.shape[2]
+    W = tf1.get_variable('W', [num_inputs, num_outputs, in_dim, out_dim],
+                         initializer=tf1.random_normal_initializer(stddev=stddev))
+    bias = (tf1.get_variable('biases', [num_outputs, out_dim], initializer=tf1.zeros_initializer())
+            if use_bias else None)
+    return W, bias
+
+
 def digit_caps(u, num_outputs=10, out_dim=16, iter_routing=3, stddev=0.01,
                stop_gradient_inner=True, use_bias=False, leaky=False, scope='digit_caps'):
     """DigitCaps with dynamic routing. u: [B, 1152, 8] -> (v_j [B, 10, 16], c_ij [B, 1152, 10])."""
-    num_inputs, in_dim = u.shape[1], u.shape[2]
     with tf1.variable_scope(scope):
-        W = tf1.get_variable('W', [num_inputs, num_outputs, in_dim, out_dim],
-                             initializer=tf1.random_normal_initializer(stddev=stddev))
-        bias = (tf1.get_variable('biases', [num_outputs, out_dim], initializer=tf1.zeros_initializer())
-                if use_bias else None)
+        W, bias = digit_caps_variables(u, num_outputs, out_dim, stddev, use_bias)
         u_hat = _predict_vectors_by_parent(u, W)  # u_hat: [B, 10, 1152, 16]
         return _route_by_parent(u_hat, iter_routing, stop_gradient_inner, bias, leaky)
 

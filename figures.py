@@ -21,7 +21,7 @@ import checkpoints  # noqa: E402
 import config  # noqa: E402
 import main  # noqa: E402
 import utils  # noqa: E402
-from errors import UserError  # noqa: E402
+from errors import UserError, run_cli  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -149,15 +149,12 @@ def make_figures(cfg):
 
 
 def run(argv=None):
-    try:
-        cfg = config.parse(sys.argv[1:] if argv is None else argv,
-                           config.build_parser('Draw reconstruction and capsule-perturbation figures '
-                                               'of a checkpoint in --logdir.'))
-        make_figures(cfg)
-    except UserError as e:
-        print('error: %s' % e, file=sys.stderr)
-        return e.exit_code
-    return 0
+    parser = config.build_parser('Draw reconstruction and capsule-perturbation figures of a checkpoint '
+                                 'in --logdir.')
+
+    def body():
+        make_figures(config.parse(sys.argv[1:] if argv is None else argv, parser))
+    return run_cli(body)
 
 
 if __name__ == '__main__':

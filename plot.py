@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import config  # noqa: E402
 import raster  # noqa: E402
 import utils  # noqa: E402
-from errors import UserError  # noqa: E402
+from errors import UserError, run_cli  # noqa: E402
 
 WIDTH, HEIGHT = 960, 360
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 32, 44
@@ -167,15 +167,12 @@ def build_parser():
 
 
 def main(argv=None):
-    try:
+    def body():
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
         out = args.out or os.path.join(args.results, 'curves.png')
         utils.write_png(out, draw_curves(args.results))
-    except UserError as e:
-        print('error: %s' % e, file=sys.stderr)
-        return e.exit_code
-    print('wrote %s' % out)
-    return 0
+        print('wrote %s' % out)
+    return run_cli(body)
 
 
 if __name__ == '__main__':

@@ -29,7 +29,7 @@ import config  # noqa: E402
 import digit_images  # noqa: E402
 import main as training  # noqa: E402  (its session settings and checkpoint restore)
 import utils  # noqa: E402
-from errors import UserError  # noqa: E402
+from errors import UserError, run_cli  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -198,11 +198,7 @@ def run(args):
 
 
 def main(argv=None):
-    try:
-        return run(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
-    except UserError as e:
-        print('error: %s' % e, file=sys.stderr)
-        return e.exit_code
+    return run_cli(lambda: run(build_parser().parse_args(sys.argv[1:] if argv is None else argv)))
 
 
 if __name__ == '__main__':

@@ -60,10 +60,6 @@ def reference_digit_caps(predict):
 
 def _reference_digit_caps(predict, u, num_outputs=10, out_dim=16, iter_routing=3, stddev=0.01,
                           stop_gradient_inner=True, use_bias=False, leaky=False, scope='digit_caps'):
-    num_inputs, in_dim = u.shape[1], u.shape[2]
     with tf1.variable_scope(scope):
-        W = tf1.get_variable('W', [num_inputs, num_outputs, in_dim, out_dim],
-                             initializer=tf1.random_normal_initializer(stddev=stddev))
-        bias = (tf1.get_variable('biases', [num_outputs, out_dim], initializer=tf1.zeros_initializer())
-                if use_bias else None)
+        W, bias = capsLayer.digit_caps_variables(u, num_outputs, out_dim, stddev, use_bias)
         return straightforward_routing(predict(u, W), iter_routing, stop_gradient_inner, bias, leaky)

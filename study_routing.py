@@ -17,7 +17,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 import config  # noqa: E402
 import main  # noqa: E402
 import plot  # noqa: E402
-from errors import UserError  # noqa: E402
+from errors import run_cli  # noqa: E402
 
 HEADER = 'iter_routing,steps,val_acc,test_acc,seconds'
 
@@ -77,15 +77,12 @@ def study(cfg):
 
 
 def run(argv=None):
-    try:
+    def body():
         cfg = config.parse(sys.argv[1:] if argv is None else argv, build_parser())
         if cfg.steps < 1:
             raise config.ConfigError('--steps must be at least 1, got %d' % cfg.steps)
         study(cfg)
-    except UserError as e:
-        print('error: %s' % e, file=sys.stderr)
-        return e.exit_code
-    return 0
+    return run_cli(body)
 
 
 if __name__ == '__main__':

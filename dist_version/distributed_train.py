@@ -21,7 +21,7 @@ if ROOT not in sys.path:
 
 import main  # noqa: E402
 from dist_version import cluster, dist_config, towers  # noqa: E402
-from errors import UserError  # noqa: E402
+from errors import run_cli  # noqa: E402
 
 
 def train_on_one_machine(cfg):
@@ -47,13 +47,9 @@ def run(cfg, task):
 
 
 def main_cli(argv=None):
-    try:
-        cfg, task = dist_config.parse(sys.argv[1:] if argv is None else argv)
-        run(cfg, task)
-    except UserError as e:
-        print('error: %s' % e, file=sys.stderr)
-        return e.exit_code
-    return 0
+    def body():
+        run(*dist_config.parse(sys.argv[1:] if argv is None else argv))
+    return run_cli(body)
 
 
 if __name__ == '__main__':
