@@ -11,11 +11,12 @@ import os
 
 import tensorflow as tf
 
+import utils
+from checkpoint_io import CHECKPOINT_NAME
 from errors import UserError
 
 BEST_FOLDER = 'best'
 BEST_STATE = 'best.json'
-CHECKPOINT_NAME = 'model.ckpt'
 CHOICES = ('latest', 'best')
 
 
@@ -73,9 +74,6 @@ class BestCheckpoint:
         self.saver.save(sess, os.path.join(self.folder, CHECKPOINT_NAME), global_step=step,
                         write_meta_graph=False)
         self.step, self.accuracy = int(step), float(accuracy)
-        path = os.path.join(self.folder, BEST_STATE)
-        with open(path + '.tmp', 'w') as f:
-            json.dump({'step': self.step, 'val_acc': self.accuracy}, f)
-            f.write('\n')
-        os.replace(path + '.tmp', path)
+        utils.atomic_write(os.path.join(self.folder, BEST_STATE),
+                           json.dumps({'step': self.step, 'val_acc': self.accuracy}) + '\n')
         return True

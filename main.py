@@ -87,14 +87,8 @@ def open_session(parts, cfg=None):
 
 
 def count_correct(sess, pipeline, model, images, labels):
-    """Accuracy over every example of the arrays (the last, smaller batch included)."""
-    pipeline.initialize(sess, images, labels)
-    correct = 0
-    while True:
-        try:
-            correct += sess.run(model.num_correct)
-        except tf.errors.OutOfRangeError:
-            return correct
+    """How many examples of the arrays are classified right (the last, smaller batch included)."""
+    return int(np.sum(predict_labels(sess, pipeline, model, images, labels) == labels))
 
 
 def predict_labels(sess, pipeline, model, images, labels):

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+import utils
+
 NUM_CLASSES = 10
 CLASS_NAMES = {
     'mnist': [str(k) for k in range(NUM_CLASSES)],
@@ -70,7 +72,4 @@ def format_per_class(confusion, dataset='mnist'):
 
 
 def _write_lines(path, lines):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    os.replace(tmp, path)
+    utils.atomic_write(path, '\n'.join(lines) + '\n')

@@ -5,10 +5,11 @@ small affine transforms, 40x40). affNIST cannot be fetched here, so the test ima
 place with scipy: rotation, shear and translation drawn from fixed ranges with a fixed seed, so the
 same checkpoint always gets the same number. Run with: python main.py --is_training=False --robustness
 """
-import os
 
 import numpy as np
 from scipy import ndimage
+
+import utils
 
 MAX_ROTATION_DEG = 15.0
 MAX_SHEAR = 0.15           # x += shear * y (in pixels per pixel)
@@ -72,9 +73,5 @@ def write_report(path, labels, plain_predictions, affine_predictions, seed):
         rows.append((condition, accuracy, errors, len(labels), transform, seed))
     lines = ['condition,accuracy,errors,total,transform,seed']
     lines += ['%s,%.6g,%d,%d,%s,%d' % row for row in rows]
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    os.replace(tmp, path)
+    utils.atomic_write(path, '\n'.join(lines) + '\n')
     return rows

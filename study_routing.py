@@ -17,6 +17,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 import config  # noqa: E402
 import main  # noqa: E402
 import plot  # noqa: E402
+import utils  # noqa: E402
 from errors import run_cli  # noqa: E402
 
 HEADER = 'iter_routing,steps,val_acc,test_acc,seconds'
@@ -57,11 +58,7 @@ def run_one(cfg, iterations):
 
 
 def write_table(path, rows):
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write('\n'.join([HEADER] + rows) + '\n')
-    os.replace(tmp, path)
+    utils.atomic_write(path, '\n'.join([HEADER] + rows) + '\n')
 
 
 def study(cfg):

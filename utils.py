@@ -189,7 +189,7 @@ class CsvLog:
         self.header = header
         os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
         if not os.path.exists(path) or os.path.getsize(path) == 0:
-            _atomic_write(path, header + '\n')
+            atomic_write(path, header + '\n')
 
     def append(self, step, *values):
         with open(self.path, 'a') as f:
@@ -207,7 +207,7 @@ class CsvLog:
     def truncate_after(self, step):
         """Drops rows past `step` (written after the checkpoint a resumed run restarts from)."""
         kept = [r for r in self.rows() if _is_int(r[0]) and int(r[0]) <= step]
-        _atomic_write(self.path, self.header + '\n' + ''.join(','.join(r) + '\n' for r in kept))
+        atomic_write(self.path, self.header + '\n' + ''.join(','.join(r) + '\n' for r in kept))
 
 
 def _is_int(text):
@@ -218,10 +218,12 @@ def _is_int(text):
         return False
 
 
-def _atomic_write(path, text):
+def atomic_write(path, data):
+    """Writes str or bytes to path through a temp file and os.replace: never a half-written file."""
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
+    with open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -264,8 +266,4 @@ def write_png(path, pixels):
            + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, color_type, 0, 0, 0))
            + chunk(b'IDAT', zlib.compress(raw, 9))
            + chunk(b'IEND', b''))
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'wb') as f:
-        f.write(png)
-    os.replace(tmp, path)
+    atomic_write(path, png)

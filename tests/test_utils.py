@@ -1,7 +1,6 @@
 """IDX reading and checking, the input pipeline, CSV logs and PNG writing."""
 import gzip
 import struct
-import zlib
 
 import numpy as np
 import pytest
