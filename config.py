@@ -8,14 +8,10 @@ import argparse
 import json
 import os
 
-import performance
-from errors import UserError
+from runtime import session
+from runtime.errors import ConfigError
 
 DATASETS = ('mnist', 'fashion-mnist')
-
-
-class ConfigError(UserError):
-    exit_code = 2
 
 
 def str2bool(text):
@@ -83,7 +79,7 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     a('--num_threads', type=int, default=8, help='parallel calls of the tf.data input pipeline')
     a('--eval_batch_size', type=int, default=500, help='batch size for validation and test evaluation')
     # Speed (performance.py; bench.py measures each): same model and checkpoints, other arithmetic.
-    a('--precision', default='float32', choices=performance.PRECISIONS,
+    a('--precision', default='float32', choices=session.PRECISIONS,
       help='conv/matmul arithmetic: bfloat16 (CPUs with AVX-512 BF16/AMX), float16 (GPUs); weights stay float32')
     _bool(p, 'xla', False, 'compile the graph with XLA (global jit)')
     a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: TensorFlow chooses)')

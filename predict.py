@@ -24,12 +24,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import capsNet  # noqa: E402
-import checkpoints  # noqa: E402
 import config  # noqa: E402
-import digit_images  # noqa: E402
-import main as training  # noqa: E402  (its session settings and checkpoint restore)
-import utils  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
+from evaluation import digit_images
+from runtime import checkpoints, files, inference, session
+from runtime.errors import UserError, run_cli  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -119,8 +117,8 @@ def predict(digits, logdir, which='latest'):
         global_step = tf1.train.get_or_create_global_step()
         saver = tf1.train.Saver(tf1.global_variables())
     outputs = [], [], []
-    with tf1.Session(graph=graph, config=training.session_config()) as sess:
-        training.restore(saver, sess, checkpoint)
+    with tf1.Session(graph=graph, config=session.session_config()) as sess:
+        inference.restore(saver, sess, checkpoint)
         step = int(sess.run(global_step))
         for start in range(0, len(digits), BATCH_SIZE):
             batch = digits[start:start + BATCH_SIZE, :, :, None]
@@ -167,7 +165,7 @@ def write_reconstructions(folder, names, digits, recon):
             candidate = '%s-%d' % (stem, n)
         used.add(candidate)
         path = os.path.join(folder, candidate + '.png')
-        utils.write_png(path, utils.to_uint8(np.concatenate([digit, rec], axis=1)))
+        files.write_png(path, files.to_uint8(np.concatenate([digit, rec], axis=1)))
         paths.append(path)
     return paths
 

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from errors import UserError
+from runtime.errors import UserError
 
 tf1 = tf.compat.v1
 
@@ -179,91 +179,3 @@ def random_shift(images, max_shift, seed):
     cols = offsets[:, 1:] + tf.range(width)[None, :]                               # [B, W]
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)                        # [B, H, W + 2s, C]
     return tf.gather(cropped, cols, axis=2, batch_dims=1)                          # [B, H, W, C]
-
-
-class CsvLog:
-    """A metrics CSV such as results/val_acc.csv with header `step,val_acc`; rows flushed at once."""
-
-    def __init__(self, path, header):
-        self.path = path
-        self.header = header
-        os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-        if not os.path.exists(path) or os.path.getsize(path) == 0:
-            atomic_write(path, header + '\n')
-
-    def append(self, step, *values):
-        with open(self.path, 'a') as f:
-            f.write(','.join([str(int(step))] + ['%.6g' % v for v in values]) + '\n')
-            f.flush()
-
-    def rows(self):
-        """Complete rows as lists of strings (a line cut short by a crash is ignored)."""
-        with open(self.path) as f:
-            lines = f.read().split('\n')
-        width = len(self.header.split(','))
-        # The last element is '' after a complete final line, or a fragment after a crash.
-        return [line.split(',') for line in lines[1:-1] if len(line.split(',')) == width]
-
-    def truncate_after(self, step):
-        """Drops rows past `step` (written after the checkpoint a resumed run restarts from)."""
-        kept = [r for r in self.rows() if _is_int(r[0]) and int(r[0]) <= step]
-        atomic_write(self.path, self.header + '\n' + ''.join(','.join(r) + '\n' for r in kept))
-
-
-def _is_int(text):
-    try:
-        int(text)
-        return True
-    except ValueError:
-        return False
-
-
-def atomic_write(path, data):
-    """Writes str or bytes to path through a temp file and os.replace: never a half-written file."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def image_grid(images, columns):
-    """Tiles [N, H, W] images into one [rows * H, columns * W] array (missing cells stay black)."""
-    images = np.asarray(images)
-    n, h, w = images.shape
-    rows = -(-n // columns)
-    grid = np.zeros((rows * h, columns * w), images.dtype)
-    for k in range(n):
-        r, c = divmod(k, columns)
-        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = images[k]
-    return grid
-
-
-def to_uint8(images):
-    """Floats in [0, 1] -> uint8 pixels."""
-    return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
-
-
-def write_png(path, pixels):
-    """Writes a uint8 [H, W] (gray) or [H, W, 3] (RGB) array as a PNG, atomically.
-
-    Plain zlib + struct: scipy.misc.imsave is gone and no imaging library is needed for this.
-    """
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    height, width = pixels.shape[:2]
-    color_type = 0 if pixels.ndim == 2 else 2
-    rows = pixels.reshape(height, -1)
-    # Each scanline starts with filter type 0 (none).
-    raw = b''.join(b'\x00' + rows[y].tobytes() for y in range(height))
-
-    def chunk(kind, data):
-        return (struct.pack('>I', len(data)) + kind + data
-                + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
-
-    png = (b'\x89PNG\r\n\x1a\n'
-           + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, color_type, 0, 0, 0))
-           + chunk(b'IDAT', zlib.compress(raw, 9))
-           + chunk(b'IEND', b''))
-    atomic_write(path, png)

@@ -1,6 +1,6 @@
 """Images per second of the tower graph for 1..N towers: the training step only, on synthetic data.
 
-    python dist_version/bench_towers.py --towers 1,2 --batch_size_per_gpu 16 --steps 10
+    python -m dist_version.bench_towers --towers 1,2 --batch_size_per_gpu 16 --steps 10
 
 Weak scaling: each tower keeps its batch, so N towers process N times the images per step. On a
 machine without GPUs the towers are logical CPU devices sharing the same cores: expect no speed-up
@@ -8,13 +8,9 @@ there; the figure that matters comes from a machine with N GPUs.
 """
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

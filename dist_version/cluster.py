@@ -13,10 +13,10 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-import main
 import utils
 from dist_version import towers
-from errors import UserError
+from runtime import training
+from runtime.errors import PeerLost, UserError
 
 tf1 = tf.compat.v1
 
@@ -24,8 +24,8 @@ tf1 = tf.compat.v1
 _APPLY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 
 
-class ClusterStalled(UserError):
-    exit_code = 4
+class ClusterStalled(PeerLost):
+    """A worker or the parameter server stopped answering (exit code 5)."""
 
 
 def placement_for(cfg, task):
@@ -99,7 +99,7 @@ class Lockstep:
 
 
 class _ChiefSession(tf1.Session):
-    """The chief's session for main.train: runs of the train op are checked by a Lockstep."""
+    """The chief's session for training.train: runs of the train op are checked by a Lockstep."""
 
     def __init__(self, target, graph, config, train_op, lockstep):
         super().__init__(target, graph=graph, config=config)
@@ -134,7 +134,7 @@ def run_chief(cfg, task):
         return parts
 
     try:
-        return main.train(cfg, build_graph=build)
+        return training.train(cfg, build_graph=build)
     except _LOST as e:
         raise _timed_out(cfg, task, e) from None
 

@@ -1,11 +1,11 @@
 """Train CapsNet on several devices of one machine, or on a cluster of machines.
 
 One machine, N GPUs (or N CPU copies when there is no GPU):
-    python dist_version/distributed_train.py --num_gpu 2 --batch_size_per_gpu 64
+    python -m dist_version.distributed_train --num_gpu 2 --batch_size_per_gpu 64
 Cluster (one command per task; worker 0 is the chief and writes logdir/ and results/):
-    python dist_version/distributed_train.py --ps_hosts h0:2222 --worker_hosts h1:2222,h2:2222 --job_name ps --task_index 0
-    python dist_version/distributed_train.py --ps_hosts h0:2222 --worker_hosts h1:2222,h2:2222 --job_name worker --task_index 0
-    python dist_version/distributed_train.py --ps_hosts h0:2222 --worker_hosts h1:2222,h2:2222 --job_name worker --task_index 1
+    python -m dist_version.distributed_train --ps_hosts h0:2222 --worker_hosts h1:2222,h2:2222 --job_name ps --task_index 0
+    python -m dist_version.distributed_train --ps_hosts h0:2222 --worker_hosts h1:2222,h2:2222 --job_name worker --task_index 0
+    python -m dist_version.distributed_train --ps_hosts h0:2222 --worker_hosts h1:2222,h2:2222 --job_name worker --task_index 1
     (or the same three without the four cluster flags, each with its TF_CONFIG)
 Test the result as any other run:
     python main.py --is_training=False --logdir logdir
@@ -15,13 +15,11 @@ import os
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # also hides the gRPC runtime's routine warnings
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)  # the model, input and loop modules live at the top of the repository
 
-import main  # noqa: E402
 from dist_version import cluster, dist_config, towers  # noqa: E402
-from errors import run_cli  # noqa: E402
+from evaluation import evaluate
+from runtime import training
+from runtime.errors import run_cli  # noqa: E402
 
 
 def train_on_one_machine(cfg):
@@ -29,14 +27,14 @@ def train_on_one_machine(cfg):
     print('towers on %s; variables on %s; batch %d = %d x %d'
           % (', '.join(placement.tower_devices), placement.variable_device, cfg.batch_size,
              cfg.num_gpu, cfg.batch_size_per_gpu), flush=True)
-    return main.train(cfg, build_graph=lambda c: towers.build_tower_graph(c, placement))
+    return training.train(cfg, build_graph=lambda c: towers.build_tower_graph(c, placement))
 
 
 def run(cfg, task):
     if not cfg.is_training:
         if task is not None and not task.is_chief:
             return None  # only the chief has the checkpoints
-        return main.evaluate(cfg)
+        return evaluate.evaluate(cfg)
     if task is None:
         return train_on_one_machine(cfg)
     if task.job_name == 'ps':

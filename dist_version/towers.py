@@ -12,9 +12,9 @@ import types
 import tensorflow as tf
 
 import capsNet
-import main
 import utils
 from config import ConfigError
+from runtime import session
 
 tf1 = tf.compat.v1
 
@@ -67,11 +67,11 @@ def average_gradients(tower_grads_and_vars):
 
 
 def build_tower_graph(cfg, placement):
-    """The namespace main.train expects (see main.build_train_graph), built with towers.
+    """The namespace training.train expects (see training.build_train_graph), built with towers.
 
     cfg.batch_size is the batch of all towers together (num_gpu x batch_size_per_gpu).
     Extra fields: towers (the tower models), tower_grads_and_vars, grads_and_vars (averaged),
-    session_config and open_session (used by main.train), and with several workers sync_optimizer
+    session_config and open_session (used by training.train), and with several workers sync_optimizer
     (tf1.train.SyncReplicasOptimizer) and ready_op, which a non-chief worker waits on.
     """
     num_towers = len(placement.tower_devices)
@@ -118,7 +118,7 @@ def build_tower_graph(cfg, placement):
                                          training=False, reuse=True)
         with tf1.device(placement.host_device):
             saver = tf1.train.Saver(max_to_keep=cfg.keep_checkpoints)
-            best_saver = tf1.train.Saver(max_to_keep=1)  # main.train's model selection (logdir/best/)
+            best_saver = tf1.train.Saver(max_to_keep=1)  # training.train's model selection (logdir/best/)
         parts = types.SimpleNamespace(
             graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
             train_op=train_op, loss=mean.total_loss, accuracy=mean.accuracy, summary=summary,
@@ -150,7 +150,7 @@ def _tower_mean(towers):
 
 def session_config(placement, cfg=None):
     """main.py's session options (with cfg: its speed flags), plus the CPU copies towers need."""
-    sess_config = main.session_config(cfg)
+    sess_config = session.session_config(cfg)
     if placement.cpu_copies:
         sess_config.device_count['CPU'] = placement.cpu_copies
     return sess_config

@@ -2,19 +2,31 @@
 import gzip
 import os
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# pytest puts tests/ on sys.path, not the repo root where the modules live.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 REAL_MNIST = ROOT.parent / 'shared' / 'data' / 'mnist'
+
+
+def run_main(argv):
+    """What `python main.py ARGV` does, in this process: parse, train or test, one-line errors.
+
+    main.py is a command and nothing imports it; these lines are its body.
+    """
+    import config
+    from evaluation.evaluate import evaluate
+    from runtime.errors import run_cli
+    from runtime.training import train
+
+    def body():
+        cfg = config.parse(argv)
+        train(cfg) if cfg.is_training else evaluate(cfg)
+    return run_cli(body)
 
 
 def write_idx(path, array, compress=True):

@@ -1,4 +1,4 @@
-"""Reads back the PNGs utils.write_png writes (8-bit gray or RGB, filter 0), for tests."""
+"""Reads back the PNGs files.write_png writes (8-bit gray or RGB, filter 0), for tests."""
 import struct
 import zlib
 

@@ -4,14 +4,14 @@ import csv
 import subprocess
 import sys
 
-import bench
+from benchmarks import bench
 from conftest import ROOT
 
 
 def test_quick_bench_writes_every_measurement(tmp_path):
     out_csv = tmp_path / 'bench.csv'
-    proc = subprocess.run([sys.executable, str(ROOT / 'bench.py'), '--quick', '--csv', str(out_csv)],
-                          capture_output=True, text=True, cwd=str(tmp_path), timeout=300)
+    proc = subprocess.run([sys.executable, '-m', 'benchmarks.bench', '--quick', '--csv', str(out_csv)],
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for heading in ('FLOPs per image', 'tiled baseline', 'training images/s', 'inference images/s',
                     'peak RSS of training', 'matmul', 'input pipeline alone', 'routing iteration'):

@@ -9,11 +9,10 @@ import signal
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_main, tiny_run_args, write_dataset
 
 import capsNet
-import checkpoint_io
-import main
-from conftest import tiny_run_args, write_dataset
+from runtime import checkpoints, errors, inference
 
 tf1 = tf.compat.v1
 
@@ -28,7 +27,7 @@ def small_data(tmp_path_factory):
 def trained(small_data, tmp_path_factory):
     """A logdir trained with default model flags to step 10 (checkpoints 5 and 10); copy before changing."""
     work = tmp_path_factory.mktemp('trained')
-    assert main.main(tiny_run_args(small_data, work, '--max_steps', '10')) == 0
+    assert run_main(tiny_run_args(small_data, work, '--max_steps', '10')) == 0
     return work
 
 
@@ -38,7 +37,7 @@ def copy_of(trained, tmp_path):
 
 
 def names(logdir):
-    return [os.path.basename(p) for p in checkpoint_io.newest_first(str(logdir))]
+    return [os.path.basename(p) for p in checkpoints.newest_first(str(logdir))]
 
 
 def last_line(text):
@@ -51,13 +50,13 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_older_one(small_data, tr
     data_file.write_bytes(data_file.read_bytes()[:1000])  # as a full disk or a bad copy leaves it
     (logdir / 'model.ckpt-15.data-00000-of-00001.tempstate123').write_bytes(b'partial')  # a killed save
 
-    assert main.main(tiny_run_args(small_data, tmp_path, '--is_training=False')) == 0
+    assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False')) == 0
     captured = capsys.readouterr()
     assert 'warning: checkpoint %s cannot be read' % (logdir / 'model.ckpt-10') in captured.err
     assert 'falling back to model.ckpt-5' in captured.err and 'at step 5 of' in captured.out
 
     # Training resumes from the readable one, rewrites step 10 and clears the killed save's leftovers.
-    assert main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '10')) == 0
+    assert run_main(tiny_run_args(small_data, tmp_path, '--max_steps', '10')) == 0
     assert 'resuming from step 5' in capsys.readouterr().out
     assert names(logdir) == ['model.ckpt-10', 'model.ckpt-5']
     assert tf.train.load_checkpoint(str(logdir / 'model.ckpt-10')).get_tensor('global_step') == 10
@@ -69,7 +68,7 @@ def test_no_readable_checkpoint_is_a_one_line_error(small_data, trained, tmp_pat
     for index_file in logdir.glob('*.index'):
         index_file.write_bytes(b'\0' * 64)
     for flags in (['--is_training=False'], []):
-        code = main.main(tiny_run_args(small_data, tmp_path, *flags))
+        code = run_main(tiny_run_args(small_data, tmp_path, *flags))
         err = capsys.readouterr().err
         assert code != 0 and last_line(err).startswith('error: no readable checkpoint in %s' % logdir), err
         assert 'Traceback' not in err
@@ -81,13 +80,13 @@ def test_checkpoint_found_after_the_logdir_was_moved(small_data, trained, tmp_pa
     logdir = copy_of(trained, tmp_path)
     assert str(trained) in (logdir / 'checkpoint').read_text()
     shutil.rmtree(tmp_path / 'elsewhere', ignore_errors=True)
-    assert main.main(tiny_run_args(small_data, tmp_path, '--is_training=False')) == 0
+    assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False')) == 0
     assert 'at step 10 of %s' % (logdir / 'model.ckpt-10') in capsys.readouterr().out
 
 
 def test_other_iter_routing_is_fine_for_evaluation(small_data, trained, tmp_path, capsys):
     copy_of(trained, tmp_path)
-    assert main.main(tiny_run_args(small_data, tmp_path, '--is_training=False', '--iter_routing', '1')) == 0
+    assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False', '--iter_routing', '1')) == 0
     assert 'at step 10' in capsys.readouterr().out
 
 
@@ -96,7 +95,7 @@ def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(sma
     logdir = copy_of(trained, tmp_path)
     flags_before = (logdir / 'flags.json').read_text()
     for flags in (['--is_training=False', '--digit_caps_bias=True'], ['--digit_caps_bias=True']):
-        code = main.main(tiny_run_args(small_data, tmp_path, *flags))
+        code = run_main(tiny_run_args(small_data, tmp_path, *flags))
         err = capsys.readouterr().err
         assert code != 0 and 'Traceback' not in err
         line = last_line(err)
@@ -121,7 +120,7 @@ def test_other_capsule_shape_is_refused(small_data, trained, tmp_path, capsys):
             sess.run(tf1.global_variables_initializer())
             saver.save(sess, str(tmp_path / 'logdir' / 'model.ckpt'), global_step=10)
 
-    code = main.main(tiny_run_args(small_data, tmp_path, '--is_training=False'))
+    code = run_main(tiny_run_args(small_data, tmp_path, '--is_training=False'))
     err = capsys.readouterr().err
     assert code != 0
     assert 'digit_caps/W is [1152, 10, 8, 8] there but [1152, 10, 8, 16] here' in last_line(err)
@@ -141,9 +140,9 @@ def poison_train_op(monkeypatch, poison):
 def test_nan_loss_stops_at_its_step_without_a_checkpoint(small_data, tmp_path, capsys, monkeypatch):
     # NaN from the 3rd step (global_step 2 while it runs); 10 steps would save at 5 and 10 if unchecked.
     poison_train_op(monkeypatch, lambda model, step: tf.where(step >= 2, np.float32(np.nan), np.float32(0)))
-    code = main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '10'))
+    code = run_main(tiny_run_args(small_data, tmp_path, '--max_steps', '10'))
     err = capsys.readouterr().err
-    assert code == main.NonFiniteLoss.exit_code
+    assert code == errors.NonFiniteLoss.exit_code
     assert last_line(err).startswith('error: loss is nan at step 3 (last checkpoint: step 0')
     assert names(tmp_path / 'logdir') == []
     assert 'nan' not in (tmp_path / 'results' / 'loss.csv').read_text()
@@ -161,9 +160,9 @@ def test_nan_weights_behind_a_finite_loss_are_not_saved(small_data, tmp_path, ca
                        lambda: tf.constant(0.0))
 
     poison_train_op(monkeypatch, nan_gradient_on_step_7)
-    code = main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '7'))  # saves at 5 and 7
+    code = run_main(tiny_run_args(small_data, tmp_path, '--max_steps', '7'))  # saves at 5 and 7
     err = capsys.readouterr().err
-    assert code == checkpoint_io.NonFiniteWeights.exit_code
+    assert code == checkpoints.NonFiniteWeights.exit_code
     assert last_line(err).startswith('error: weights became NaN or Inf by step 7 (conv1/weights')
     assert names(tmp_path / 'logdir') == ['model.ckpt-5']
 
@@ -186,11 +185,11 @@ def digest(paths):
 
 
 def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(small_data, tmp_path, capsys):
-    assert main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '5')) == 0
+    assert run_main(tiny_run_args(small_data, tmp_path, '--max_steps', '5')) == 0
     logdir = tmp_path / 'logdir'
     before = digest(logdir.glob('model.ckpt-5.*'))
     with file_size_limit(10 * 2 ** 20):  # CSVs, events and flags fit; a 100 MB checkpoint does not
-        code = main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '10'))
+        code = run_main(tiny_run_args(small_data, tmp_path, '--max_steps', '10'))
     err = capsys.readouterr().err
     assert code != 0 and 'Traceback' not in err
     line = last_line(err)
@@ -210,9 +209,9 @@ def test_restoring_a_chosen_checkpoint_gives_the_same_one_line_errors(trained, t
         tf1.train.get_or_create_global_step()
         saver = tf1.train.Saver()
     with tf1.Session(graph=graph) as sess:
-        with pytest.raises(checkpoint_io.CheckpointError, match='digit_caps/biases is missing there'):
-            main.restore(saver, sess, str(logdir / 'model.ckpt-5'))
+        with pytest.raises(checkpoints.CheckpointError, match='digit_caps/biases is missing there'):
+            inference.restore(saver, sess, str(logdir / 'model.ckpt-5'))
         index_file = logdir / 'model.ckpt-5.index'
         index_file.write_bytes(b'\0' * 64)
-        with pytest.raises(checkpoint_io.CheckpointError, match='model.ckpt-5 cannot be read'):
-            main.restore(saver, sess, str(logdir / 'model.ckpt-5'))
+        with pytest.raises(checkpoints.CheckpointError, match='model.ckpt-5 cannot be read'):
+            inference.restore(saver, sess, str(logdir / 'model.ckpt-5'))

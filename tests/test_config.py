@@ -1,8 +1,8 @@
 """Flags: the original names and defaults, bool syntax, and one-line refusals of bad values."""
 import pytest
+from conftest import run_main
 
 import config
-import main
 
 
 def test_defaults_of_the_original_script():
@@ -37,14 +37,14 @@ def test_bool_flag_forms(argv, value):
 def test_bad_values_refused_with_one_line(argv, words, capsys):
     with pytest.raises(config.ConfigError, match=words.replace('(', r'\(').replace('+', r'\+')):
         config.parse(argv)
-    assert main.main(argv) == 2
+    assert run_main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith('error: ') and err.count('\n') == 1
 
 
 def test_batch_larger_than_training_data_refused(tiny_mnist, tmp_path, capsys):
     from conftest import tiny_run_args
-    assert main.main(tiny_run_args(tiny_mnist, tmp_path, '--batch_size', '500')) == 2
+    assert run_main(tiny_run_args(tiny_mnist, tmp_path, '--batch_size', '500')) == 2
     assert '--batch_size=500 is larger than the 200 training images' in capsys.readouterr().err
 
 

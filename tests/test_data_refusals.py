@@ -4,11 +4,10 @@ import hashlib
 
 import numpy as np
 import pytest
+from conftest import make_digits, run_main, tiny_run_args, write_dataset, write_idx
 
 import download_data
-import main
 import utils
-from conftest import make_digits, tiny_run_args, write_dataset, write_idx
 
 TRAIN_IMAGES = 'train-images-idx3-ubyte.gz'
 TRAIN_LABELS = 'train-labels-idx1-ubyte.gz'
@@ -54,7 +53,7 @@ def wrong_image_size(folder):
 def test_broken_data_is_refused_before_training(damage, tmp_path, capsys):
     data = write_dataset(tmp_path / 'data')
     bad_file, problem = damage(data)
-    code = main.main(tiny_run_args(data, tmp_path))
+    code = run_main(tiny_run_args(data, tmp_path))
     err = capsys.readouterr().err
     assert code != 0
     assert err.startswith('error: ') and err.count('\n') == 1, err  # one line, no traceback
@@ -84,7 +83,7 @@ def test_checksum_mismatch_is_refused(tmp_path, capsys, monkeypatch):
 
     table['train-images-idx3-ubyte']['sha256'] = hashlib.sha256(b'other data').hexdigest()
     args = [a for a in tiny_run_args(data, tmp_path) if a != '--verify_data=False']
-    code = main.main(args)
+    code = run_main(args)
     err = capsys.readouterr().err
     assert code != 0 and err.count('\n') == 1, err
     assert TRAIN_IMAGES in err and 'checksum mismatch' in err

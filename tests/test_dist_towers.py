@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import make_digits, run_main, tiny_run_args
 
-import main
 from config import ConfigError
-from conftest import make_digits, tiny_run_args
 from dist_version import dist_config, distributed_train, towers
+from runtime import training
 
 tf1 = tf.compat.v1
 
@@ -78,7 +78,7 @@ def test_tower_checkpoints_have_main_py_variable_names():
     cfg = tower_cfg(2, 4)
     tower_names = {v.op.name for v in towers.build_tower_graph(cfg, towers.local_placement(2))
                    .graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)}
-    main_names = {v.op.name for v in main.build_train_graph(cfg).graph.get_collection(
+    main_names = {v.op.name for v in training.build_train_graph(cfg).graph.get_collection(
         tf1.GraphKeys.GLOBAL_VARIABLES)}
     assert tower_names == main_names
     assert {'global_step', 'digit_caps/W', 'digit_caps/W/Adam', 'beta1_power'} <= tower_names
@@ -101,8 +101,8 @@ def test_distributed_train_runs_main_loop_and_main_py_tests_it(tiny_mnist, tmp_p
     assert [r[0] for r in read_csv(results / 'val_acc.csv')] == ['step', '3', '4']
     assert tf.train.latest_checkpoint(str(logdir / 'best'))  # model selection works with towers too
 
-    # The plain script tests the towers' checkpoint (resuming is main.train's: the cluster test runs it).
-    assert main.main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False')) == 0
+    # The plain script tests the towers' checkpoint (resuming is training.train's: the cluster test runs it).
+    assert run_main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False')) == 0
     assert '/ 60) at step 4' in capsys.readouterr().out
 
 

@@ -2,17 +2,13 @@ import gzip
 import hashlib
 import os
 import struct
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    # pytest puts tests/ on the path, not the repo root where the module is.
-    sys.path.insert(0, str(ROOT))
+from conftest import ROOT
 
 import download_data as dd  # noqa: E402
 

@@ -8,15 +8,14 @@ import hashlib
 
 import numpy as np
 import pytest
+from conftest import run_main, tiny_run_args, write_dataset
+from pngcheck import read_png
 
 import config
 import download_data
-import figures
-import main
-import plot
 import utils
-from conftest import tiny_run_args, write_dataset
-from pngcheck import read_png
+from runtime import files
+from tools import figures, plot
 
 OFFICIAL_TRAIN_IMAGES_MD5 = '8d4fb7e6c68d591d4c3dfef9ec88bf0d'  # zalandoresearch/fashion-mnist README
 SIDE = 28
@@ -56,7 +55,7 @@ def run(mirror, tmp_path_factory):
                                    '--mirror', str(mirror)]) == 0
         args = tiny_run_args(data, work, '--dataset', 'fashion-mnist', '--verify_data=True',
                              '--shift_pixels', '2', '--max_steps', '3')
-        assert main.main(args) == 0
+        assert run_main(args) == 0
         yield work, data, args
 
 
@@ -71,7 +70,7 @@ def test_official_fashion_checksums_refuse_other_files(mirror, tmp_path, monkeyp
 
 def test_fashion_data_is_verified_before_training(mirror, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(download_data.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
-    code = main.main(tiny_run_args(mirror, tmp_path, '--dataset', 'fashion-mnist', '--verify_data=True'))
+    code = run_main(tiny_run_args(mirror, tmp_path, '--dataset', 'fashion-mnist', '--verify_data=True'))
     err = capsys.readouterr().err
     assert code != 0 and err.count('\n') == 1
     assert 'checksum mismatch' in err and 'download_data.py --dataset fashion-mnist' in err
@@ -80,7 +79,7 @@ def test_fashion_data_is_verified_before_training(mirror, tmp_path, monkeypatch,
 
 def test_evaluate_reports_classes_confusion_and_robustness(run, capsys):
     work, data, args = run
-    assert main.main(args + ['--is_training=False', '--robustness']) == 0
+    assert run_main(args + ['--is_training=False', '--robustness']) == 0
     out = capsys.readouterr().out
     _, labels = utils.load_split(str(data), 'test', 'fashion-mnist', verify=False)
     results = work / 'results'
@@ -114,7 +113,7 @@ def test_figures_show_inputs_reconstructions_and_perturbations(run, capsys):
     assert recon.shape == (2 * n * SIDE, 2 * (2 * n * SIDE + figures.GAP))
     # Left block: the first n x n test images themselves, at twice the size.
     left = recon[::2, ::2][:, :n * SIDE]
-    np.testing.assert_array_equal(left, utils.image_grid(images[:n * n], n))
+    np.testing.assert_array_equal(left, files.image_grid(images[:n * n], n))
 
     perturb = read_png(results / 'perturbation.png')
     steps = len(figures.PERTURBATIONS)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import capsLayer
 import capsNet
-import reference_layers
+from benchmarks import reference_layers
 
 tf1 = tf.compat.v1
 

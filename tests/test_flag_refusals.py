@@ -1,8 +1,6 @@
 """Impossible or contradictory flags are refused at start-up, in one line naming the flag."""
 import pytest
-
-import main
-from conftest import tiny_run_args
+from conftest import run_main, tiny_run_args
 
 
 @pytest.mark.parametrize('flags, named', [
@@ -16,7 +14,7 @@ from conftest import tiny_run_args
     (['--batch_size', 'many'], "invalid int value: 'many'"),
 ])
 def test_impossible_flags_are_refused_before_anything_is_written(flags, named, tiny_mnist, tmp_path, capsys):
-    code = main.main(tiny_run_args(tiny_mnist, tmp_path, *flags))
+    code = run_main(tiny_run_args(tiny_mnist, tmp_path, *flags))
     err = capsys.readouterr().err
     assert code != 0 and err.startswith('error: ') and err.count('\n') == 1, err
     assert named in err

@@ -12,11 +12,9 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT, run_main, tiny_run_args, write_dataset
 
-import checkpoint_io
-import main
-import utils
-from conftest import ROOT, tiny_run_args, write_dataset
+from runtime import checkpoints, errors, files, training
 
 tf1 = tf.compat.v1
 
@@ -60,7 +58,7 @@ def read_rows(path):
 
 
 def final_weights(logdir):
-    reader = tf.train.load_checkpoint(checkpoint_io.newest_first(str(logdir))[0])
+    reader = tf.train.load_checkpoint(checkpoints.newest_first(str(logdir))[0])
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
@@ -69,7 +67,7 @@ def test_ctrl_c_then_sigkill_then_same_command_ends_with_the_uninterrupted_weigh
     data = write_dataset(tmp_path / 'data', num_train=120, num_test=20)
     extra = ['--max_steps', '16', '--train_sum_freq', '1', '--val_sum_freq', '4', '--keep_checkpoints', '2']
     reference = tmp_path / 'reference'
-    assert main.main(tiny_run_args(data, reference, *extra)) == 0
+    assert run_main(tiny_run_args(data, reference, *extra)) == 0
 
     work = tmp_path / 'stopped'
     args = tiny_run_args(data, work, *extra)
@@ -79,19 +77,19 @@ def test_ctrl_c_then_sigkill_then_same_command_ends_with_the_uninterrupted_weigh
     process = start_main(args, work / 'first')
     wait_for(lambda: max(logged_steps(results), default=0) >= 2, process, work / 'first')
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) == main.TrainingInterrupted.exit_code
+    assert process.wait(timeout=120) == errors.TrainingInterrupted.exit_code
     last_line = (work / 'first' / 'stderr.txt').read_text().rstrip('\n').split('\n')[-1]
     assert last_line.startswith('error: interrupted at step ') and 'run the same command to resume' in last_line
     interrupted_at = int(last_line.split('interrupted at step ')[1].split(';')[0])
     assert 2 <= interrupted_at < 10  # before the first epoch-end checkpoint: only Ctrl-C saved this one
-    assert checkpoint_io.newest_first(str(logdir))[0].endswith('model.ckpt-%d' % interrupted_at)
+    assert checkpoints.newest_first(str(logdir))[0].endswith('model.ckpt-%d' % interrupted_at)
 
     # 2. Same command: resumes mid-epoch; SIGKILLed after its next checkpoint, with CSV rows written past it.
     process = start_main(args, work / 'second')
 
     def past_a_new_checkpoint():
-        saved = checkpoint_io.newest_first(str(logdir))
-        newest = checkpoint_io.step_of(saved[0]) if saved else 0
+        saved = checkpoints.newest_first(str(logdir))
+        newest = checkpoints.step_of(saved[0]) if saved else 0
         return newest > interrupted_at and max(logged_steps(results), default=0) > newest
 
     wait_for(past_a_new_checkpoint, process, work / 'second')
@@ -99,11 +97,11 @@ def test_ctrl_c_then_sigkill_then_same_command_ends_with_the_uninterrupted_weigh
     process.wait()
     assert process.returncode == -signal.SIGKILL  # still running when killed
     assert 'resuming from step %d' % interrupted_at in (work / 'second' / 'stdout.txt').read_text()
-    saved = checkpoint_io.step_of(checkpoint_io.newest_first(str(logdir))[0])
+    saved = checkpoints.step_of(checkpoints.newest_first(str(logdir))[0])
     assert max(logged_steps(results)) > saved and saved < 16
 
     # 3. Same command again, to the end.
-    assert main.main(args) == 0
+    assert run_main(args) == 0
     assert 'resuming from step %d' % saved in capsys.readouterr().out
 
     expected, got = final_weights(reference / 'logdir'), final_weights(logdir)
@@ -118,7 +116,7 @@ def test_ctrl_c_then_sigkill_then_same_command_ends_with_the_uninterrupted_weigh
                                [float(r[1]) for r in read_rows(reference / 'results' / 'loss.csv')], rtol=1e-5)
     assert read_rows(results / 'val_acc.csv') == read_rows(reference / 'results' / 'val_acc.csv')
     # --keep_checkpoints counts the checkpoints of the stopped runs too.
-    kept = [os.path.basename(p) for p in checkpoint_io.newest_first(str(logdir))]
+    kept = [os.path.basename(p) for p in checkpoints.newest_first(str(logdir))]
     assert kept == ['model.ckpt-16', 'model.ckpt-10']
     # TensorBoard is told, at each resume, to forget the events written past its checkpoint.
     restarts = [event.step for events_file in logdir.glob('events.out.tfevents.*')
@@ -143,7 +141,7 @@ def test_sigterm_saves_at_the_current_step_and_restores_the_signal_handler(small
         raise AssertionError('SIGTERM reached the default handler: training did not catch it')
 
     original_handler = signal.signal(signal.SIGTERM, not_handled)
-    train_step = main._train_step
+    train_step = training._train_step
 
     def step_then_terminate_at_3(*args):
         step = train_step(*args)
@@ -151,16 +149,16 @@ def test_sigterm_saves_at_the_current_step_and_restores_the_signal_handler(small
             os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` or a cluster scheduler would
         return step
 
-    monkeypatch.setattr(main, '_train_step', step_then_terminate_at_3)
+    monkeypatch.setattr(training, '_train_step', step_then_terminate_at_3)
     try:
-        code = main.main(tiny_run_args(small_data, tmp_path, '--max_steps', '10'))
+        code = run_main(tiny_run_args(small_data, tmp_path, '--max_steps', '10'))
         assert signal.getsignal(signal.SIGTERM) is not_handled  # train() put the caller's handler back
     finally:
         signal.signal(signal.SIGTERM, original_handler)
     err = capsys.readouterr().err
     assert code == 130
     assert err.rstrip('\n').split('\n')[-1].startswith('error: interrupted at step 3;')  # one line, last
-    newest = checkpoint_io.newest_first(str(tmp_path / 'logdir'))
+    newest = checkpoints.newest_first(str(tmp_path / 'logdir'))
     assert [os.path.basename(p) for p in newest] == ['model.ckpt-3']
     weights = final_weights(tmp_path / 'logdir')
     assert weights['global_step'] == 3 and all(np.all(np.isfinite(w)) for w in weights.values()
@@ -170,7 +168,7 @@ def test_sigterm_saves_at_the_current_step_and_restores_the_signal_handler(small
 def test_csv_fragment_left_by_a_crash_is_dropped_on_resume(tmp_path):
     path = tmp_path / 'loss.csv'
     path.write_text('step,loss\n2,0.5\n4,0.4\n6,0.3\n8,0.')  # killed while writing step 8
-    log = utils.CsvLog(str(path), 'step,loss')
+    log = files.CsvLog(str(path), 'step,loss')
     log.truncate_after(4)  # resuming from the checkpoint of step 4
     log.append(6, 0.25)
     assert path.read_text() == 'step,loss\n2,0.5\n4,0.4\n6,0.25\n'

@@ -5,8 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-import metrics
-import robustness
+from evaluation import metrics, robustness
 
 
 def test_confusion_matrix_matches_hand_counts():

@@ -6,11 +6,10 @@ import re
 
 import pytest
 import tensorflow as tf
+from conftest import run_main, tiny_run_args
 
-import checkpoints
-import main
-from conftest import tiny_run_args
-from errors import UserError
+from runtime import checkpoints, training
+from runtime.errors import UserError
 
 
 def best_files(logdir):
@@ -19,20 +18,20 @@ def best_files(logdir):
 
 def scripted_validation(monkeypatch, accuracy_at_step):
     """The real validation runs (CSV rows, summaries), but reports the accuracies of the script."""
-    real = main._validate
+    real = training._validate
 
     def fake(sess, parts, step, *rest):
         real(sess, parts, step, *rest)
         return accuracy_at_step[step]
 
-    monkeypatch.setattr(main, '_validate', fake)
+    monkeypatch.setattr(training, '_validate', fake)
 
 
 def test_best_checkpoint_follows_validation_and_survives_resume(tiny_mnist, tmp_path, monkeypatch, capsys):
     logdir = tmp_path / 'logdir'
     # Validation every 2 steps: 0.5, 0.8, 0.8 (a tie keeps the earlier step).
     scripted_validation(monkeypatch, {2: 0.5, 4: 0.8, 6: 0.8, 8: 0.7, 10: 0.9})
-    assert main.main(tiny_run_args(tiny_mnist, tmp_path, '--val_sum_freq', '2')) == 0
+    assert run_main(tiny_run_args(tiny_mnist, tmp_path, '--val_sum_freq', '2')) == 0
     assert json.loads((logdir / 'best' / 'best.json').read_text()) == {'step': 4, 'val_acc': 0.8}
     assert best_files(logdir) == ['model.ckpt-4.index']
     assert tf.train.latest_checkpoint(str(logdir)).endswith('model.ckpt-6')  # 'latest' is unaffected
@@ -40,7 +39,7 @@ def test_best_checkpoint_follows_validation_and_survives_resume(tiny_mnist, tmp_
     # The test set is evaluated once per chosen checkpoint.
     capsys.readouterr()
     for which, step in (('best', 4), ('latest', 6)):
-        assert main.main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False',
+        assert run_main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False',
                                        '--checkpoint', which)) == 0
         out = capsys.readouterr().out
         assert re.search(r'at step %d of .*model\.ckpt-%d\b' % (step, step), out), out
@@ -49,7 +48,7 @@ def test_best_checkpoint_follows_validation_and_survives_resume(tiny_mnist, tmp_
 
     # Resumed to step 10: 0.7 at step 8 must not replace the 0.8 of step 4; 0.9 at step 10 must,
     # and the file of step 4 goes (one best kept, even across a restart).
-    assert main.main(tiny_run_args(tiny_mnist, tmp_path, '--val_sum_freq', '2', '--max_steps', '10')) == 0
+    assert run_main(tiny_run_args(tiny_mnist, tmp_path, '--val_sum_freq', '2', '--max_steps', '10')) == 0
     assert json.loads((logdir / 'best' / 'best.json').read_text()) == {'step': 10, 'val_acc': 0.9}
     assert best_files(logdir) == ['model.ckpt-10.index']
 

@@ -1,10 +1,9 @@
 """plot.py and its rasteriser: curves from CSVs (also half-written ones) into a PNG of known size."""
 import numpy as np
 import pytest
-
-import plot
-import raster
 from pngcheck import read_png
+
+from tools import plot, raster
 
 
 def colour_mask(image, colour):

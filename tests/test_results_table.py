@@ -1,7 +1,7 @@
 """results_table.py: which test row counts for which checkpoint, and mean +- sd over runs."""
 import json
 
-import results_table
+from tools import results_table
 
 
 def fake_run(folder, final, best_step, tests, wall_s=None):

@@ -6,13 +6,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, run_main, tiny_run_args
 
-import main
-import runlock
-from conftest import ROOT, tiny_run_args
+from runtime import runlock
 
 # Holds the lock of a folder in a small process of its own (no TensorFlow import: fast).
-HOLD_LOCK = ('import sys, runlock; lock = runlock.RunLock(sys.argv[1]); lock.acquire(); '
+HOLD_LOCK = ('import sys; from runtime import runlock; lock = runlock.RunLock(sys.argv[1]); lock.acquire(); '
              'print("locked", flush=True); sys.stdin.read()')
 
 
@@ -27,7 +26,7 @@ def test_second_run_on_a_logdir_refuses_then_runs_once_the_first_is_killed(tiny_
     args = tiny_run_args(tiny_mnist, tmp_path, '--max_steps', '2')
     holder = hold_lock(tmp_path / 'logdir')
     try:
-        code = main.main(args)
+        code = run_main(args)
         err = capsys.readouterr().err
         assert code == runlock.FolderInUse.exit_code and err.count('\n') == 1, err
         assert 'is in use by another run (pid=%d host=' % holder.pid in err and '--logdir' in err
@@ -36,14 +35,14 @@ def test_second_run_on_a_logdir_refuses_then_runs_once_the_first_is_killed(tiny_
         holder.kill()  # SIGKILL: no clean-up, the lock file and its pid stay behind
         holder.wait()
     assert 'pid=%d' % holder.pid in (tmp_path / 'logdir' / runlock.LOCK_NAME).read_text()
-    assert main.main(args) == 0  # the stale lock does not block
+    assert run_main(args) == 0  # the stale lock does not block
     assert (tmp_path / 'logdir' / runlock.LOCK_NAME).read_text() == ''  # released at the end
 
 
 def test_results_folder_is_locked_too(tiny_mnist, tmp_path, capsys):
     holder = hold_lock(tmp_path / 'results')
     try:
-        code = main.main(tiny_run_args(tiny_mnist, tmp_path, '--max_steps', '2'))
+        code = run_main(tiny_run_args(tiny_mnist, tmp_path, '--max_steps', '2'))
     finally:
         holder.kill()
         holder.wait()

@@ -2,10 +2,9 @@
 import csv
 
 import pytest
+from conftest import REAL_MNIST, run_main
 
 import download_data
-import main
-from conftest import REAL_MNIST
 
 pytestmark = pytest.mark.skipif(not (REAL_MNIST / 'train-images-idx3-ubyte.gz').exists(),
                                 reason='real MNIST not present at ../shared/data/mnist')
@@ -19,7 +18,7 @@ def test_short_run_reaches_95_percent_validation_accuracy(tmp_path):
     argv = ['--data_dir', str(data_dir), '--batch_size', '64', '--max_steps', '150',
             '--train_sum_freq', '50', '--val_sum_freq', '1000', '--num_threads', '2',
             '--logdir', str(tmp_path / 'logdir'), '--results', str(tmp_path / 'results')]
-    assert main.main(argv) == 0
+    assert run_main(argv) == 0
     with open(tmp_path / 'results' / 'val_acc.csv') as f:
         rows = list(csv.reader(f))
     assert rows[-1][0] == '150'

@@ -3,10 +3,10 @@ import csv
 import json
 
 import pytest
+from conftest import tiny_run_args
 
 import config
-import study_routing
-from conftest import tiny_run_args
+from tools import study_routing
 
 
 def test_study_writes_one_row_per_routing_setting(tiny_mnist, tmp_path, capsys):

@@ -1,11 +1,9 @@
-"""End to end on tiny generated data: train, resume, evaluate, through main.main() as a user would."""
+"""End to end on tiny generated data: train, resume, evaluate, through run_main() as a user would."""
 import csv
 import json
 
 import tensorflow as tf
-
-import main
-from conftest import tiny_run_args
+from conftest import run_main, tiny_run_args
 
 
 def read_csv(path):
@@ -15,7 +13,7 @@ def read_csv(path):
 
 def test_train_resume_and_evaluate(tiny_mnist, tmp_path, capsys):
     args = tiny_run_args(tiny_mnist, tmp_path)
-    assert main.main(args) == 0
+    assert run_main(args) == 0
     logdir, results = tmp_path / 'logdir', tmp_path / 'results'
 
     # 200 training images / batch 8 = 25 steps per epoch; max_steps 6 ends inside epoch 1.
@@ -32,13 +30,13 @@ def test_train_resume_and_evaluate(tiny_mnist, tmp_path, capsys):
     assert all(abs(float(r[1]) * 40 - round(float(r[1]) * 40)) < 1e-6 for r in val_rows[1:])
 
     # Same command with a higher step budget resumes at 6 and appends, without repeating rows.
-    assert main.main(tiny_run_args(tiny_mnist, tmp_path, '--max_steps', '10')) == 0
+    assert run_main(tiny_run_args(tiny_mnist, tmp_path, '--max_steps', '10')) == 0
     assert 'resuming from step 6' in capsys.readouterr().out
     assert tf.train.latest_checkpoint(str(logdir)).endswith('model.ckpt-10')
     assert [r[0] for r in read_csv(results / 'loss.csv')] == ['step', '2', '4', '6', '8', '10']
     assert [r[0] for r in read_csv(results / 'val_acc.csv')] == ['step', '3', '6', '9', '10']
 
-    assert main.main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False')) == 0
+    assert run_main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False')) == 0
     out = capsys.readouterr().out
     assert 'test accuracy' in out and '/ 60) at step 10' in out
     test_rows = read_csv(results / 'test_acc.csv')
@@ -46,14 +44,14 @@ def test_train_resume_and_evaluate(tiny_mnist, tmp_path, capsys):
 
 
 def test_evaluate_without_checkpoint_is_one_line_error(tiny_mnist, tmp_path, capsys):
-    code = main.main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False'))
+    code = run_main(tiny_run_args(tiny_mnist, tmp_path, '--is_training=False'))
     err = capsys.readouterr().err
     assert code != 0
     assert err.count('\n') == 1 and 'no checkpoint in' in err and 'python main.py' in err
 
 
 def test_missing_data_names_download_command(tmp_path, capsys):
-    code = main.main(tiny_run_args(tmp_path / 'nowhere', tmp_path))
+    code = run_main(tiny_run_args(tmp_path / 'nowhere', tmp_path))
     err = capsys.readouterr().err
     assert code != 0 and err.count('\n') == 1
     assert 'missing data file train-images-idx3-ubyte.gz' in err and 'python download_data.py' in err

@@ -5,9 +5,10 @@ import struct
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_idx
 
 import utils
-from conftest import write_idx
+from runtime import files
 
 tf1 = tf.compat.v1
 
@@ -104,7 +105,7 @@ def test_input_pipeline_batches_scales_orders_and_skips():
 
 def test_csv_log_appends_and_truncates_and_ignores_cut_line(tmp_path):
     path = tmp_path / 'r' / 'val_acc.csv'
-    log = utils.CsvLog(str(path), 'step,val_acc')
+    log = files.CsvLog(str(path), 'step,val_acc')
     for step in (100, 200, 300):
         log.append(step, step / 1000)
     with open(path, 'a') as f:
@@ -112,7 +113,7 @@ def test_csv_log_appends_and_truncates_and_ignores_cut_line(tmp_path):
     assert log.rows() == [['100', '0.1'], ['200', '0.2'], ['300', '0.3']]  # the cut row is not one
     log.truncate_after(200)
     assert path.read_text() == 'step,val_acc\n100,0.1\n200,0.2\n'
-    utils.CsvLog(str(path), 'step,val_acc').append(300, 0.5)  # reopening keeps rows and header
+    files.CsvLog(str(path), 'step,val_acc').append(300, 0.5)  # reopening keeps rows and header
     assert path.read_text().splitlines() == ['step,val_acc', '100,0.1', '200,0.2', '300,0.5']
 
 
@@ -121,13 +122,13 @@ def test_write_png_decodes_back(tmp_path):
     rgb = np.random.default_rng(1).integers(0, 256, (4, 3, 3)).astype(np.uint8)
     for array, channels in ((gray, 1), (rgb, 3)):
         path = tmp_path / ('img%d.png' % channels)
-        utils.write_png(str(path), array)
+        files.write_png(str(path), array)
         decoded = tf.io.decode_png(path.read_bytes(), channels=channels).numpy()
         np.testing.assert_array_equal(decoded.reshape(array.shape), array)
 
 
 def test_image_grid_layout():
     images = np.stack([np.full((2, 2), k, np.uint8) for k in range(1, 6)])
-    grid = utils.image_grid(images, columns=3)
+    grid = files.image_grid(images, columns=3)
     assert grid.shape == (4, 6)
     assert grid[0, 0] == 1 and grid[0, 5] == 3 and grid[2, 2] == 5 and grid[3, 5] == 0

@@ -1,7 +1,7 @@
 """Draw the training curves of a run from its CSVs: loss, and train/validation accuracy.
 
-    python plot.py                         # results/*.csv -> results/curves.png
-    python plot.py --results runs/a/results --out curves.png
+    python -m tools.plot                         # results/*.csv -> results/curves.png
+    python -m tools.plot --results runs/a/results --out curves.png
 
 Safe while training runs: a row still being written (no newline yet) is left out.
 """
@@ -13,9 +13,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # utils imports TensorFlow; 
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
-import raster  # noqa: E402
-import utils  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
+from runtime import files
+from runtime.errors import UserError, run_cli  # noqa: E402
+from tools import raster
 
 WIDTH, HEIGHT = 960, 360
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 32, 44
@@ -170,7 +170,7 @@ def main(argv=None):
     def body():
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
         out = args.out or os.path.join(args.results, 'curves.png')
-        utils.write_png(out, draw_curves(args.results))
+        files.write_png(out, draw_curves(args.results))
         print('wrote %s' % out)
     return run_cli(body)
 

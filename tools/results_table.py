@@ -1,7 +1,7 @@
 """The results table of run_seeds.sh runs: final and validation-selected test accuracy per run,
 and mean +- sample standard deviation over runs.
 
-    python results_table.py runs/seeds/seed*
+    python -m tools.results_table runs/seeds/seed*
 
 Each run folder holds logdir/ (checkpoints, best/best.json), results/ (val_acc.csv, test_acc.csv)
 and run_info.txt (commit, cpu, load, command, train_wall_s). A test accuracy is the FIRST row of
@@ -11,8 +11,8 @@ import csv
 import json
 import os
 import re
-import sys
 import statistics
+import sys
 
 
 def read_info(run):
@@ -108,7 +108,7 @@ def table(runs):
 def main(argv=None):
     runs = sys.argv[1:] if argv is None else argv
     if not runs:
-        print('usage: python results_table.py RUN_FOLDER...', file=sys.stderr)
+        print('usage: python -m tools.results_table RUN_FOLDER...', file=sys.stderr)
         return 2
     print(table([summarize_run(r) for r in runs]))
     return 0

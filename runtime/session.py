@@ -1,6 +1,6 @@
 """Session options that change speed, not the model: threads, XLA, mixed precision.
 
-main.py and bench.py build their tf.compat.v1.ConfigProto through `apply_options`, so the benchmark
+Training, evaluation and the benchmark build their tf.compat.v1.ConfigProto through `session_config`, so the benchmark
 measures exactly what training runs. Mixed precision is a graph rewrite (grappler): variables, the
 checkpoint and the loss stay float32; only the heavy ops (conv, matmul) compute in 16 bits.
 """
@@ -38,3 +38,13 @@ def options_from_flags(cfg):
     return dict(precision=getattr(cfg, 'precision', 'float32'), xla=getattr(cfg, 'xla', False),
                 intra_op_threads=getattr(cfg, 'intra_op_threads', 0),
                 inter_op_threads=getattr(cfg, 'inter_op_threads', 0))
+
+
+def session_config(cfg=None):
+    """Session options; with flags, also their speed options (threads, XLA, precision)."""
+    import tensorflow as tf
+    sess_config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    sess_config.gpu_options.allow_growth = True  # share the GPU politely; no effect on CPU
+    if cfg is not None:
+        apply_options(sess_config, **options_from_flags(cfg))
+    return sess_config

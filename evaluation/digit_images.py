@@ -21,7 +21,7 @@ import io
 import numpy as np
 import tensorflow as tf
 
-from errors import UserError
+from runtime.errors import UserError
 
 tf1 = tf.compat.v1
 

@@ -1,13 +1,13 @@
 """Test-set breakdowns from predicted and true labels: per-class accuracy and the confusion matrix.
 
-Pure NumPy plus CSV writing, so `main.evaluate` and the robustness check share it and tests can
+Pure NumPy plus CSV writing, so `evaluate.evaluate` and the robustness check share it and tests can
 compare it with hand counts.
 """
 import os
 
 import numpy as np
 
-import utils
+from runtime import files
 
 NUM_CLASSES = 10
 CLASS_NAMES = {
@@ -72,4 +72,4 @@ def format_per_class(confusion, dataset='mnist'):
 
 
 def _write_lines(path, lines):
-    utils.atomic_write(path, '\n'.join(lines) + '\n')
+    files.atomic_write(path, '\n'.join(lines) + '\n')

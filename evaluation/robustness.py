@@ -9,7 +9,7 @@ same checkpoint always gets the same number. Run with: python main.py --is_train
 import numpy as np
 from scipy import ndimage
 
-import utils
+from runtime import files
 
 MAX_ROTATION_DEG = 15.0
 MAX_SHEAR = 0.15           # x += shear * y (in pixels per pixel)
@@ -73,5 +73,5 @@ def write_report(path, labels, plain_predictions, affine_predictions, seed):
         rows.append((condition, accuracy, errors, len(labels), transform, seed))
     lines = ['condition,accuracy,errors,total,transform,seed']
     lines += ['%s,%.6g,%d,%d,%s,%d' % row for row in rows]
-    utils.atomic_write(path, '\n'.join(lines) + '\n')
+    files.atomic_write(path, '\n'.join(lines) + '\n')
     return rows

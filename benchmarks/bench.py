@@ -1,9 +1,9 @@
 """How fast CapsNet trains and infers here, against a tiled-u_hat baseline, and what bounds it.
 
-    python bench.py                  # batch 128: project vs tiled baseline, matmul roof, input, routing
-    python bench.py --ideas          # also time each speed idea (XLA, bfloat16, threads, oneDNN, einsum)
-    python bench.py --profile        # also trace one training step and rank the op types by time
-    python bench.py --quick          # seconds: tiny batch, one timed step (what the test runs)
+    python -m benchmarks.bench                  # batch 128: project vs tiled baseline, matmul roof, input, routing
+    python -m benchmarks.bench --ideas          # also time each speed idea (XLA, bfloat16, threads, oneDNN, einsum)
+    python -m benchmarks.bench --profile        # also trace one training step and rank the op types by time
+    python -m benchmarks.bench --quick          # seconds: tiny batch, one timed step (what the test runs)
 
 Each training configuration runs in a fresh child process, so its peak resident memory (VmHWM) is
 its own. Step times are medians after warm-up. Figures go to stdout and to --csv (results/bench.csv).
@@ -46,7 +46,7 @@ def digit_caps_impl(name):
     """'project': capsLayer.digit_caps as is; 'tiled': the baseline (tiled u_hat, einsum routing);
     'einsum': this project before its parent-major layout (einsum u_hat, einsum routing)."""
     import capsLayer
-    import reference_layers
+    from benchmarks import reference_layers
     if name == 'project':
         return capsLayer.digit_caps
     predict = {'tiled': reference_layers.tiled_predict_vectors,
@@ -117,8 +117,8 @@ def synthetic_mnist(num, seed=0):
 
 
 def session_config(task):
-    import main
-    return main.session_config(argparse.Namespace(
+    from runtime import session
+    return session.session_config(argparse.Namespace(
         precision=task.get('precision', 'float32'), xla=task.get('xla', False),
         intra_op_threads=task.get('intra_op_threads', 0),
         inter_op_threads=task.get('inter_op_threads', 0)))
@@ -136,6 +136,7 @@ def timed_runs(sess, fetches, count):
 def task_train(task):
     """Training (and optionally inference) steps of the real model with one u_hat formulation."""
     import tensorflow as tf
+
     import capsLayer
     import capsNet
     import utils
@@ -238,6 +239,7 @@ def task_matmul(task):
 def task_pipeline(task):
     """Images/s that the tf.data input pipeline alone delivers (the model is not run)."""
     import tensorflow as tf
+
     import utils
     tf1 = tf.compat.v1
     batch, num_batches = task['batch_size'], task['batches']
@@ -277,9 +279,9 @@ def spawn(tasks, device, extra_env=None):
     env = dict(os.environ, **(extra_env or {}))
     if device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', json.dumps(tasks)],
+    proc = subprocess.run([sys.executable, '-m', 'benchmarks.bench', '--child', json.dumps(tasks)],
                           capture_output=True, text=True, env=env,
-                          cwd=os.path.dirname(os.path.abspath(__file__)))
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         tail = '\n'.join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -460,7 +462,7 @@ def write_csv(path, rows):
 
 
 def build_parser():
-    import performance
+    from runtime import session
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
@@ -470,7 +472,7 @@ def build_parser():
     a('--iter_routing', type=int, default=3, help='routing iterations of the measured model')
     a('--routing_sweep', default='1,3,5', help='iter_routing values whose training steps are timed')
     a('--device', choices=('cpu', 'gpu'), default='cpu', help='cpu hides any GPU from the children')
-    a('--precision', choices=performance.PRECISIONS, default='float32',
+    a('--precision', choices=session.PRECISIONS, default='float32',
       help='precision of the project model (the baseline stays float32)')
     a('--xla', action='store_true', help='XLA-compile the project model')
     a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: one per core)')

@@ -1,7 +1,7 @@
 """Routing-iterations study: train and test one model per iter_routing, then one table.
 
-    python study_routing.py --steps 1000                  # iter_routing 1, 3, 5 -> results/routing_study.csv
-    python study_routing.py --steps 500 --iterations 1,2,3 --logdir runs/study --results runs/study
+    python -m tools.study_routing --steps 1000                  # iter_routing 1, 3, 5 -> results/routing_study.csv
+    python -m tools.study_routing --steps 500 --iterations 1,2,3 --logdir runs/study --results runs/study
 
 Every other flag is main.py's and applies to every run (same seed, data and batch size, so the
 runs differ in routing only). Run k trains in LOGDIR/routing_study/iter_k with its CSVs in
@@ -15,10 +15,10 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 
 import config  # noqa: E402
-import main  # noqa: E402
-import plot  # noqa: E402
-import utils  # noqa: E402
-from errors import run_cli  # noqa: E402
+from evaluation import evaluate
+from runtime import files, training
+from runtime.errors import run_cli  # noqa: E402
+from tools import plot
 
 HEADER = 'iter_routing,steps,val_acc,test_acc,seconds'
 
@@ -49,8 +49,8 @@ def run_one(cfg, iterations):
     run_cfg.logdir = os.path.join(cfg.logdir, 'routing_study', 'iter_%d' % iterations)
     run_cfg.results = os.path.join(cfg.results, 'routing_study', 'iter_%d' % iterations)
     start = time.time()
-    step = main.train(run_cfg)
-    test_acc = main.evaluate(run_cfg)
+    step = training.train(run_cfg)
+    test_acc = evaluate.evaluate(run_cfg)
     seconds = time.time() - start
     _, val = plot.read_series(os.path.join(run_cfg.results, 'val_acc.csv'), 'val_acc')
     val_acc = val[-1] if len(val) else float('nan')
@@ -58,7 +58,7 @@ def run_one(cfg, iterations):
 
 
 def write_table(path, rows):
-    utils.atomic_write(path, '\n'.join([HEADER] + rows) + '\n')
+    files.atomic_write(path, '\n'.join([HEADER] + rows) + '\n')
 
 
 def study(cfg):

@@ -16,13 +16,9 @@ import os
 import socket
 import time
 
-from errors import UserError
+from runtime.errors import FolderInUse
 
 LOCK_NAME = 'run.lock'
-
-
-class FolderInUse(UserError):
-    exit_code = 4
 
 
 class RunLock:

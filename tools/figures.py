@@ -1,9 +1,9 @@
 """Figures of a trained checkpoint: test digits beside their reconstructions, and the paper's Fig. 4.
 
-    python figures.py                      # newest checkpoint in logdir -> results/reconstructions.png
+    python -m tools.figures                      # newest checkpoint in logdir -> results/reconstructions.png
                                            #                              results/perturbation.png
-    python figures.py --checkpoint=best    # the checkpoint validation chose
-    python figures.py --logdir=L --results=R --dataset=fashion-mnist
+    python -m tools.figures --checkpoint=best    # the checkpoint validation chose
+    python -m tools.figures --logdir=L --results=R --dataset=fashion-mnist
 
 Takes the same flags as main.py (model flags must match the checkpoint, as for --is_training=False).
 """
@@ -17,11 +17,10 @@ import tensorflow as tf  # noqa: E402
 
 import capsLayer  # noqa: E402
 import capsNet  # noqa: E402
-import checkpoints  # noqa: E402
 import config  # noqa: E402
-import main  # noqa: E402
 import utils  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
+from runtime import checkpoints, files, inference, session
+from runtime.errors import UserError, run_cli  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -48,8 +47,8 @@ class Decoder:
                 self.decoded = capsLayer.decoder(self.masked, SIDE * SIDE)          # [N, 784]
             tf1.train.get_or_create_global_step()
             saver = tf1.train.Saver(tf1.global_variables())
-            self.sess = tf1.Session(graph=self.graph, config=main.session_config())
-            main.restore(saver, self.sess, checkpoint)
+            self.sess = tf1.Session(graph=self.graph, config=session.session_config())
+            inference.restore(saver, self.sess, checkpoint)
         self.checkpoint = checkpoint
 
     def encode(self, images_uint8):
@@ -85,8 +84,8 @@ def reconstruction_figure(decoder, images):
     """Left: the first n x n test digits; right: what the decoder draws from their predicted capsule."""
     count = RECONSTRUCTION_GRID ** 2
     _, _, recon = decoder.encode(images[:count])
-    left = utils.image_grid(images[:count], RECONSTRUCTION_GRID)
-    right = utils.image_grid(utils.to_uint8(recon), RECONSTRUCTION_GRID)
+    left = files.image_grid(images[:count], RECONSTRUCTION_GRID)
+    right = files.image_grid(files.to_uint8(recon), RECONSTRUCTION_GRID)
     return upscale(side_by_side(left, right), 2)
 
 
@@ -124,8 +123,8 @@ def perturbation_figure(decoder, images, labels):
     caps, predictions, _ = decoder.encode(images[picked])
     inputs = perturbed_capsules(caps, predictions)                          # [N, 16, 11, 160]
     decoded = decoder.decode(inputs.reshape(-1, inputs.shape[-1]))
-    decoded = utils.to_uint8(decoded).reshape(inputs.shape[:3] + (SIDE, SIDE))
-    blocks = [utils.image_grid(decoded[n].reshape(-1, SIDE, SIDE), len(PERTURBATIONS))
+    decoded = files.to_uint8(decoded).reshape(inputs.shape[:3] + (SIDE, SIDE))
+    blocks = [files.image_grid(decoded[n].reshape(-1, SIDE, SIDE), len(PERTURBATIONS))
               for n in range(len(picked))]
     return side_by_side(*blocks)
 
@@ -140,8 +139,8 @@ def make_figures(cfg):
     try:
         paths = {name: os.path.join(cfg.results, name + '.png')
                  for name in ('reconstructions', 'perturbation')}
-        utils.write_png(paths['reconstructions'], reconstruction_figure(decoder, images))
-        utils.write_png(paths['perturbation'], perturbation_figure(decoder, images, labels))
+        files.write_png(paths['reconstructions'], reconstruction_figure(decoder, images))
+        files.write_png(paths['perturbation'], perturbation_figure(decoder, images, labels))
     finally:
         decoder.close()
     print('wrote %s and %s from %s' % (paths['reconstructions'], paths['perturbation'], decoder.checkpoint))

@@ -1,0 +1,206 @@
+"""The training loop: resume from the newest checkpoint, train, validate, save, stop cleanly.
+
+    train(cfg)  trains for cfg.epoch epochs (or cfg.max_steps steps) with the flags of config.py
+"""
+import contextlib
+import os
+import sys
+import types
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+import capsNet
+import config
+import utils
+from runtime import checkpoints, files
+from runtime.errors import NonFiniteLoss, TrainingInterrupted
+from runtime.graceful_stop import GracefulStop, StopRequested, signals_ignored
+from runtime.inference import count_correct
+from runtime.runlock import RunLock
+from runtime.session import session_config
+
+tf1 = tf.compat.v1
+
+CHECKPOINT_NAME = checkpoints.CHECKPOINT_NAME
+CSV_HEADERS = {'loss': 'step,loss', 'train_acc': 'step,train_acc', 'val_acc': 'step,val_acc'}
+
+
+def build_train_graph(cfg):
+    """Everything the loop runs: input pipelines, train and eval copies of one model, saver."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(cfg.seed)
+        model_config = capsNet.ModelConfig.from_flags(cfg)
+        global_step = tf1.train.get_or_create_global_step()
+        train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input',
+                                          shift_pixels=cfg.shift_pixels, seed=cfg.seed)
+        eval_input = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input')
+        model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True)
+        eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
+                                     training=False, reuse=True)
+        parts = types.SimpleNamespace(
+            graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
+            train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
+            accuracy=model.accuracy, summary=capsNet.train_summaries(model), eval_model=eval_model,
+            saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints),
+            best_saver=tf1.train.Saver(max_to_keep=1))
+        parts.init = tf1.global_variables_initializer()
+    graph.finalize()  # a loop that adds ops every step leaks memory; make that an error instead
+    return parts
+
+
+def open_session(parts, cfg=None):
+    """A session for parts.graph; a graph builder may bring its own (parts.open_session: towers, clusters)."""
+    if getattr(parts, 'open_session', None):
+        return parts.open_session()
+    return tf1.Session(graph=parts.graph, config=session_config(cfg))
+
+
+def restore_or_initialize(sess, parts, cfg):
+    """Restores the newest readable checkpoint of logdir, if any; returns (global step, its prefix)."""
+    checkpoints.remove_partial_saves(cfg.logdir)
+    variables = parts.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
+    restored = checkpoints.restore_newest(sess, parts.saver, cfg.logdir, variables,
+                                             warn=_warn, current_flags=vars(cfg))
+    if restored is None:
+        sess.run(parts.init)
+        return 0, None
+    step = int(sess.run(parts.global_step))
+    checkpoints.track_existing(parts.saver, cfg.logdir, step)
+    return step, restored
+
+
+def _warn(message):
+    print(message, file=sys.stderr)
+
+
+def save_checkpoint(sess, parts, cfg, step):
+    variables = parts.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
+    checkpoints.save(sess, parts.saver, os.path.join(cfg.logdir, CHECKPOINT_NAME), step, variables)
+
+
+def run_locks(cfg):
+    """Locks logdir and results (once if they are one folder): a second run on them refuses to start."""
+    with contextlib.ExitStack() as stack:  # releases the first lock if the second is refused
+        seen = set()
+        for folder, flag in ((cfg.logdir, '--logdir'), (cfg.results, '--results')):
+            if os.path.realpath(folder) not in seen:
+                seen.add(os.path.realpath(folder))
+                stack.enter_context(RunLock(folder, flag))
+        return stack.pop_all()
+
+
+def open_csvs(results_dir, resumed_step):
+    """The metric CSVs; rows after the checkpoint we resume from are dropped so none repeat."""
+    logs = {}
+    for name, header in CSV_HEADERS.items():
+        logs[name] = files.CsvLog(os.path.join(results_dir, name + '.csv'), header)
+        logs[name].truncate_after(resumed_step)
+    return logs
+
+
+def scalar_summary(tag, value):
+    return tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=float(value))])
+
+
+def train(cfg, build_graph=build_train_graph):
+    """Trains for cfg.epoch epochs (or cfg.max_steps steps); resumes from the newest checkpoint."""
+    (train_x, train_y), (val_x, val_y) = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset,
+                                                              cfg.verify_data)
+    steps_per_epoch = len(train_x) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise config.ConfigError('--batch_size=%d is larger than the %d training images'
+                                 % (cfg.batch_size, len(train_x)))
+    total_steps = cfg.max_steps or cfg.epoch * steps_per_epoch
+    with run_locks(cfg), GracefulStop() as stop:
+        parts = build_graph(cfg)
+        return _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop)
+
+
+def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop):
+    with open_session(parts, cfg) as sess:
+        step, restored = restore_or_initialize(sess, parts, cfg)
+        # Written after the restore: a run refused for other flags must not overwrite the old record.
+        config.save_flags(cfg, os.path.join(cfg.logdir, 'flags.json'))
+        print('flags (saved to %s): %s' % (os.path.join(cfg.logdir, 'flags.json'),
+                                           ' '.join('--%s=%s' % kv for kv in sorted(vars(cfg).items()))))
+        if getattr(parts, 'on_session_ready', None):
+            parts.on_session_ready(sess)  # e.g. dist_version's chief starts applying synced gradients
+        if step >= total_steps:
+            print('already trained: step %d of %d in %s' % (step, total_steps, cfg.logdir))
+            return step
+        if step:
+            print('resuming from step %d (%s)' % (step, restored))
+        logs = open_csvs(cfg.results, step)
+        # A graph without best_saver (an older build_graph) trains without model selection.
+        best = checkpoints.BestCheckpoint(getattr(parts, 'best_saver', None), cfg.logdir)
+        writer = tf1.summary.FileWriter(cfg.logdir, parts.graph if step == 0 else None)
+        if step:
+            # Tells TensorBoard to drop events a killed run wrote past this step, as the CSVs do.
+            writer.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), step)
+        last_saved = step
+        try:
+            while step < total_steps:
+                epoch, skip = divmod(step, steps_per_epoch)
+                parts.train_input.initialize(sess, train_x, train_y,
+                                             utils.epoch_permutation(len(train_x), cfg.seed, epoch), skip,
+                                             epoch=epoch)
+                epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
+                bar = tqdm(total=epoch_end - epoch * steps_per_epoch, initial=skip, unit='step',
+                           desc='epoch %d/%d' % (epoch + 1, -(-total_steps // steps_per_epoch)),
+                           dynamic_ncols=True)
+                with bar:
+                    while step < epoch_end:
+                        step = _train_step(sess, parts, cfg, step, last_saved, logs, writer, bar)
+                        if step % cfg.val_sum_freq == 0:
+                            best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
+                        stop.check()  # here the step and its rows are complete
+                if step % (cfg.save_freq * steps_per_epoch) == 0 or step == total_steps:
+                    save_checkpoint(sess, parts, cfg, step)
+                    last_saved = step
+            if step % cfg.val_sum_freq:
+                best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
+        except StopRequested:
+            if step != last_saved:
+                with signals_ignored():  # a second Ctrl-C must not cut this save short
+                    save_checkpoint(sess, parts, cfg, step)
+            saved = 'checkpoint saved in %s' % cfg.logdir if step else 'nothing to save yet'
+            raise TrainingInterrupted('interrupted at step %d; %s; run the same command to resume'
+                                      % (step, saved)) from None
+        except KeyboardInterrupt:
+            raise TrainingInterrupted('stopped at once by a second interrupt near step %d, without saving; '
+                                      'the last checkpoint (step %d) is intact; run the same command to '
+                                      'resume' % (step, last_saved)) from None
+        finally:
+            writer.close()
+    return step
+
+
+def _train_step(sess, parts, cfg, step, last_saved, logs, writer, bar):
+    """One optimizer step; summaries and CSV rows every train_sum_freq steps. Returns the new step."""
+    log_now = (step + 1) % cfg.train_sum_freq == 0
+    fetches = [parts.train_op, parts.loss, parts.accuracy] + ([parts.summary] if log_now else [])
+    results = sess.run(fetches)
+    loss, accuracy = results[1], results[2]
+    step += 1
+    if not np.isfinite(loss):
+        raise NonFiniteLoss('loss is %s at step %d (last checkpoint: step %d, left untouched); lower '
+                            '--learning_rate or check the data, then rerun to resume' % (loss, step, last_saved))
+    bar.update(1)
+    bar.set_postfix(loss='%.4f' % loss, acc='%.3f' % accuracy, refresh=False)
+    if log_now:
+        writer.add_summary(results[3], step)
+        logs['loss'].append(step, loss)
+        logs['train_acc'].append(step, accuracy)
+    return step
+
+
+def _validate(sess, parts, step, val_x, val_y, logs, writer):
+    accuracy = count_correct(sess, parts.eval_input, parts.eval_model, val_x, val_y) / len(val_x)
+    logs['val_acc'].append(step, accuracy)
+    writer.add_summary(scalar_summary('val/accuracy', accuracy), step)
+    writer.flush()
+    tqdm.write('step %d: validation accuracy %.4f' % (step, accuracy))
+    return accuracy
