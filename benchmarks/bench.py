@@ -309,7 +309,7 @@ def measure(args, log=print):
                         eval_batch_size=args.eval_batch_size)]
     tasks += [train_task(args, iter_routing=r) for r in sweep]
     tasks.append(dict(kind='matmul', size=args.matmul_size, repeats=max(3, args.steps),
-                      extra_dtypes=[args.precision]))
+                      extra_dtypes=sorted({'bfloat16', args.precision})))
     tasks.append(dict(kind='pipeline', batch_size=args.batch_size, batches=args.pipeline_batches,
                       num_threads=args.num_threads))
     log('measuring the project (training, inference, routing %s, matmul, input pipeline)...'
@@ -380,10 +380,11 @@ def report(args, figures, load_before):
     p('machine: float32 matmul %d^3 reaches %.1f GFLOP/s -> training bound %.1f images/s'
       % (args.matmul_size, roof, roof * 1e9 / training))
     row('matmul_gflops', 'float32', roof, 'GFLOP/s')
-    if args.precision != 'float32':
-        half = figures['matmul_gflops_' + args.precision]
-        p('         %s matmul reaches %.1f GFLOP/s' % (args.precision, half))
-        row('matmul_gflops', args.precision, half, 'GFLOP/s')
+    # bfloat16 is always measured: whether this CPU has bfloat16 units decides if --precision bfloat16 pays.
+    for dtype in sorted({'bfloat16', args.precision} - {'float32'}):
+        rate = figures['matmul_gflops_' + dtype]
+        p('         %s matmul reaches %.1f GFLOP/s = %.2fx float32' % (dtype, rate, rate / roof))
+        row('matmul_gflops', dtype, rate, 'GFLOP/s')
     p()
 
     project, tiled = figures['project'], figures.get('tiled')
@@ -409,6 +410,18 @@ def report(args, figures, load_before):
       % ('training GFLOP/s', reached, 100 * reached / roof))
     row('train_gflops', 'project', reached, 'GFLOP/s')
     row('train_fraction_of_matmul', 'project', reached / roof, 'fraction')
+    inferred = project['infer_images_per_s'] * forward / 1e9
+    p('%-34s %14.1f  = %.0f%% of the float32 matmul rate'
+      % ('inference GFLOP/s', inferred, 100 * inferred / roof))
+    row('infer_gflops', 'project', inferred, 'GFLOP/s')
+    row('infer_fraction_of_matmul', 'project', inferred / roof, 'fraction')
+    if args.precision != 'float32':
+        # The share that matters for mixed precision is of the rate of the arithmetic it runs in.
+        own_roof = figures['matmul_gflops_' + args.precision]
+        p('%-34s train %.0f%%, inference %.0f%%' % ('share of the %s matmul rate' % args.precision,
+                                                    100 * reached / own_roof, 100 * inferred / own_roof))
+        row('train_fraction_of_matmul', 'project/' + args.precision, reached / own_roof, 'fraction')
+        row('infer_fraction_of_matmul', 'project/' + args.precision, inferred / own_roof, 'fraction')
     p()
 
     rate = figures['pipeline_images_per_s']

@@ -41,6 +41,12 @@ def test_quick_bench_writes_every_measurement(tmp_path):
     roof = float(by_key[('matmul_gflops', 'float32', '3')]['value'])
     flops = float(by_key[('train_flops_per_image', 'model', '3')]['value'])
     assert abs(fraction - project * flops / 1e9 / roof) < 1e-3 * fraction
+    # Inference's share uses the forward FLOPs, and the bfloat16 matmul rate is always reported.
+    inference = float(by_key[('infer_images_per_s', 'project', '3')]['value'])
+    forward = float(by_key[('forward_flops_per_image', 'model', '3')]['value'])
+    infer_fraction = float(by_key[('infer_fraction_of_matmul', 'project', '3')]['value'])
+    assert abs(infer_fraction - inference * forward / 1e9 / roof) < 1e-3 * infer_fraction
+    assert float(by_key[('matmul_gflops', 'bfloat16', '3')]['value']) > 0
 
 
 def test_flop_count_follows_the_layer_shapes():
