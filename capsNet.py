@@ -1,43 +1,18 @@
 """The CapsNet of Sabour et al. (2017) assembled from capsLayer pieces, with its losses.
 
-Reads no flags and no files: everything comes in through `ModelConfig` and tensors, so the
-single-device loop (main.py), the towers (dist_version/) and the tests build the same graph.
+Reads no flags and no files: everything comes in through `ModelConfig` (defined with its defaults in
+config.py, the one place they live) and tensors, so the training loop, the towers (dist_version/) and
+the tests build the same graph.
 """
-import dataclasses
-
 import tensorflow as tf
 
 import capsLayer
+from config import ModelConfig  # noqa: F401  (the model's hyper-parameters; callers use capsNet.ModelConfig)
 
 tf1 = tf.compat.v1
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Hyper-parameters of the model and its loss (defaults: the original script and the paper)."""
-    m_plus: float = 0.9
-    m_minus: float = 0.1
-    lambda_val: float = 0.5
-    iter_routing: int = 3
-    mask_with_y: bool = True
-    stddev: float = 0.01
-    # 0.0005 x sum of squared errors == 0.392 x mean squared error over 784 pixels.
-    regularization_scale: float = 0.0005 * 784
-    learning_rate: float = 0.001
-    lr_schedule: str = 'constant'
-    primary_caps_relu: bool = True
-    stop_gradient_routing: bool = True
-    leaky_routing: bool = False
-    digit_caps_bias: bool = False
-
-    @classmethod
-    def from_flags(cls, flags):
-        """Picks the fields this class knows from any object with matching attributes."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{n: getattr(flags, n) for n in names if hasattr(flags, n)})
 
 
 class CapsNet:

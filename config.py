@@ -5,12 +5,41 @@ works as it did with tf.app.flags. argparse replaces tf.app.flags (gone in TF 2)
 no global state, so tests can parse as many configurations as they like.
 """
 import argparse
+import dataclasses
 import json
 import os
 
 from runtime import session
 from runtime.errors import ConfigError
 
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the model and its loss: the one source of their defaults (the original script
+    and the paper). The flags below take their defaults from here, and capsNet builds from an instance, so
+    the model itself reads no flags."""
+    m_plus: float = 0.9
+    m_minus: float = 0.1
+    lambda_val: float = 0.5
+    iter_routing: int = 3
+    mask_with_y: bool = True
+    stddev: float = 0.01
+    # The paper's 0.0005 x sum of squared errors, as a weight on the mean over 784 pixels: 0.0005 x 784.
+    regularization_scale: float = 0.392
+    learning_rate: float = 0.001
+    lr_schedule: str = 'constant'
+    primary_caps_relu: bool = True
+    stop_gradient_routing: bool = True
+    leaky_routing: bool = False
+    digit_caps_bias: bool = False
+
+    @classmethod
+    def from_flags(cls, flags):
+        """Picks the fields this class knows from any object with matching attributes."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: getattr(flags, n) for n in names if hasattr(flags, n)})
+
+
+MODEL_DEFAULTS = ModelConfig()
 DATASETS = ('mnist', 'fashion-mnist')
 
 
@@ -46,24 +75,24 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     # Loss (paper, section 3).
-    a('--m_plus', type=float, default=0.9, help='margin loss: target length floor for the true class')
-    a('--m_minus', type=float, default=0.1, help='margin loss: length ceiling for absent classes')
-    a('--lambda_val', type=float, default=0.5, help='margin loss: down-weighting of absent classes')
-    a('--regularization_scale', type=float, default=0.392,
+    a('--m_plus', type=float, default=MODEL_DEFAULTS.m_plus, help='margin loss: target length floor for the true class')
+    a('--m_minus', type=float, default=MODEL_DEFAULTS.m_minus, help='margin loss: length ceiling for absent classes')
+    a('--lambda_val', type=float, default=MODEL_DEFAULTS.lambda_val, help='margin loss: down-weighting of absent classes')
+    a('--regularization_scale', type=float, default=MODEL_DEFAULTS.regularization_scale,
       help='weight of the reconstruction MSE (0.0005 x 784: the paper\'s 0.0005 x sum of squares)')
     # Model.
-    a('--iter_routing', type=int, default=3, help='routing iterations between primary and digit capsules')
-    _bool(p, 'mask_with_y', True, 'mask the decoder input with the true label while training')
-    a('--stddev', type=float, default=0.01, help='stddev of the normal initialiser of digit_caps/W')
-    _bool(p, 'primary_caps_relu', True,
+    a('--iter_routing', type=int, default=MODEL_DEFAULTS.iter_routing, help='routing iterations between primary and digit capsules')
+    _bool(p, 'mask_with_y', MODEL_DEFAULTS.mask_with_y, 'mask the decoder input with the true label while training')
+    a('--stddev', type=float, default=MODEL_DEFAULTS.stddev, help='stddev of the normal initialiser of digit_caps/W')
+    _bool(p, 'primary_caps_relu', MODEL_DEFAULTS.primary_caps_relu,
           'ReLU on the PrimaryCaps conv before squash (original script); False as the official code')
-    _bool(p, 'stop_gradient_routing', True,
+    _bool(p, 'stop_gradient_routing', MODEL_DEFAULTS.stop_gradient_routing,
           'gradients through the last routing iteration only (original); False: through all (official)')
-    _bool(p, 'leaky_routing', False, 'add a zero "orphan" logit to the routing softmax (official option)')
-    _bool(p, 'digit_caps_bias', False, 'add a learned bias to s_j of the digit capsules')
+    _bool(p, 'leaky_routing', MODEL_DEFAULTS.leaky_routing, 'add a zero "orphan" logit to the routing softmax (official option)')
+    _bool(p, 'digit_caps_bias', MODEL_DEFAULTS.digit_caps_bias, 'add a learned bias to s_j of the digit capsules')
     # Optimisation.
-    a('--learning_rate', type=float, default=0.001, help='Adam learning rate (the start value if decayed)')
-    a('--lr_schedule', default='constant', choices=('constant', 'exponential'),
+    a('--learning_rate', type=float, default=MODEL_DEFAULTS.learning_rate, help='Adam learning rate (the start value if decayed)')
+    a('--lr_schedule', default=MODEL_DEFAULTS.lr_schedule, choices=('constant', 'exponential'),
       help='constant (original script) or x0.96 every 2000 steps, continuous, floor 1e-6 (official code)')
     a('--batch_size', type=int, default=128, help='training batch size')
     a('--epoch', type=int, default=50, help='training epochs over the training split')

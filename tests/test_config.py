@@ -57,9 +57,15 @@ def test_save_flags_writes_json(tmp_path):
     assert not list((tmp_path / 'logdir').glob('*.tmp'))
 
 
-def test_readme_documents_every_flag():
+def test_usage_doc_documents_every_flag():
     from conftest import ROOT
-    readme = (ROOT / 'README.md').read_text()
+    usage = (ROOT / 'docs' / 'usage.md').read_text()
     missing = [a.dest for a in config.build_parser()._actions
-               if a.dest != 'help' and '`--%s`' % a.dest not in readme]
-    assert not missing, 'flags missing from README.md: %s' % missing
+               if a.dest != 'help' and '`--%s`' % a.dest not in usage]
+    assert not missing, 'flags missing from docs/usage.md: %s' % missing
+
+
+def test_flag_defaults_of_the_model_are_the_model_defaults():
+    defaults = config.parse([])
+    for field in config.dataclasses.fields(config.ModelConfig):
+        assert getattr(defaults, field.name) == getattr(config.MODEL_DEFAULTS, field.name), field.name
