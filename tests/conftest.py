@@ -1,5 +1,6 @@
 """Shared fixtures: tiny generated IDX data sets and the argv of a tiny training run."""
 import gzip
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -63,6 +64,19 @@ def write_dataset(folder, num_train=240, num_test=60, seed=0):
     write_idx(folder / 't10k-images-idx3-ubyte.gz', test_x)
     write_idx(folder / 't10k-labels-idx1-ubyte.gz', test_y)
     return folder
+
+
+def checksum_table(folder):
+    """A dataset_files.DATASETS entry describing the four generated .gz files of `folder` by their
+    content sha256, so that verification can run on generated data."""
+    from runtime import dataset_files
+    table = {}
+    for name in dataset_files.FILES:
+        content = gzip.decompress((Path(folder) / name).read_bytes())
+        ndim = content[3]
+        shape = tuple(int.from_bytes(content[4 + 4 * k:8 + 4 * k], 'big') for k in range(ndim))
+        table[name[:-3]] = dataset_files.idx_entry(shape, hashlib.sha256(content).hexdigest())
+    return table
 
 
 @pytest.fixture(scope='session')

@@ -14,7 +14,7 @@ from pngcheck import read_png
 import config
 import download_data
 import utils
-from runtime import files
+from runtime import dataset_files, files
 from tools import figures, plot
 
 OFFICIAL_TRAIN_IMAGES_MD5 = '8d4fb7e6c68d591d4c3dfef9ec88bf0d'  # zalandoresearch/fashion-mnist README
@@ -30,12 +30,12 @@ def tiny_table(mirror, with_official_md5):
     """The fashion-mnist checksum table resized to the generated files; md5s official or theirs."""
     images = {'train-images-idx3-ubyte': (240, 28, 28), 'train-labels-idx1-ubyte': (240,),
               't10k-images-idx3-ubyte': (60, 28, 28), 't10k-labels-idx1-ubyte': (60,)}
-    official = download_data.DATASETS['fashion-mnist']
+    official = dataset_files.DATASETS['fashion-mnist']
     table = {}
     for stem, shape in images.items():
         md5 = (official[stem]['gz_md5'] if with_official_md5
                else hashlib.md5((mirror / (stem + '.gz')).read_bytes()).hexdigest())
-        table[stem] = download_data._entry(shape, gz_md5=md5)
+        table[stem] = dataset_files.idx_entry(shape, gz_md5=md5)
     return table
 
 
@@ -50,7 +50,7 @@ def run(mirror, tmp_path_factory):
     work = tmp_path_factory.mktemp('fashion_run')
     data = work / 'data' / 'fashion-mnist'
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(download_data.DATASETS, 'fashion-mnist', tiny_table(mirror, False))
+        patch.setitem(dataset_files.DATASETS, 'fashion-mnist', tiny_table(mirror, False))
         assert download_data.main(['--dataset', 'fashion-mnist', '--save_to', str(data),
                                    '--mirror', str(mirror)]) == 0
         args = tiny_run_args(data, work, '--dataset', 'fashion-mnist', '--verify_data=True',
@@ -60,7 +60,7 @@ def run(mirror, tmp_path_factory):
 
 
 def test_official_fashion_checksums_refuse_other_files(mirror, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(download_data.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
+    monkeypatch.setitem(dataset_files.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
     code = download_data.main(['--dataset', 'fashion-mnist', '--save_to', str(tmp_path / 'd'),
                                '--mirror', str(mirror)])
     err = capsys.readouterr().err
@@ -69,7 +69,7 @@ def test_official_fashion_checksums_refuse_other_files(mirror, tmp_path, monkeyp
 
 
 def test_fashion_data_is_verified_before_training(mirror, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(download_data.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
+    monkeypatch.setitem(dataset_files.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
     code = run_main(tiny_run_args(mirror, tmp_path, '--dataset', 'fashion-mnist', '--verify_data=True'))
     err = capsys.readouterr().err
     assert code != 0 and err.count('\n') == 1
