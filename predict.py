@@ -17,8 +17,10 @@ import os
 import sys
 import types
 
-# Level 2 also hides the decoder warnings a corrupt file triggers; our own error line names it.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from runtime.quiet_start import import_tensorflow_quietly
+
+# Quiet also hides the decoder warnings a corrupt image triggers; our own error line names the file.
+import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -10,7 +10,9 @@ Takes the same flags as main.py (model flags must match the checkpoint, as for -
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+from runtime.quiet_start import import_tensorflow_quietly
+
+import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -8,13 +8,11 @@ Safe while training runs: a row still being written (no newline yet) is left out
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # utils imports TensorFlow; keep its notices quiet
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import config  # noqa: E402
+import config
 from runtime import files
-from runtime.errors import UserError, run_cli  # noqa: E402
+from runtime.errors import UserError, run_cli
 from tools import raster
 
 WIDTH, HEIGHT = 960, 360
