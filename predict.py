@@ -167,7 +167,7 @@ def write_reconstructions(folder, names, digits, recon):
             candidate = '%s-%d' % (stem, n)
         used.add(candidate)
         path = os.path.join(folder, candidate + '.png')
-        files.write_png(path, files.to_uint8(np.concatenate([digit, rec], axis=1)))
+        files.write_pixels(path, files.to_uint8(np.concatenate([digit, rec], axis=1)))
         paths.append(path)
     return paths
 

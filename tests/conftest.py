@@ -30,6 +30,22 @@ def run_main(argv):
     return run_cli(body)
 
 
+def read_png(path):
+    """uint8 [H, W, C] pixels of a PNG, read back with matplotlib (which reads PNGs as floats in [0, 1])."""
+    import matplotlib.image
+    pixels = matplotlib.image.imread(str(path), format='png')
+    return np.round(pixels * 255).astype(np.uint8)
+
+
+def read_gray_png(path):
+    """uint8 [H, W] of a PNG the project wrote from gray pixels: equal R, G, B and no transparency."""
+    pixels = read_png(path)
+    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4), pixels.shape
+    assert (pixels[..., 1] == pixels[..., 0]).all() and (pixels[..., 2] == pixels[..., 0]).all()
+    assert pixels.shape[2] == 3 or (pixels[..., 3] == 255).all()
+    return pixels[..., 0]
+
+
 def write_idx(path, array, compress=True):
     """Writes a uint8 array as an IDX file (header: 0, 0, 0x08, ndim, then big-endian dims)."""
     array = np.asarray(array, dtype=np.uint8)
