@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from runtime.dataset_files import CHUNK, FILES, SOURCES, DataFileError, dataset_table, problem_with, reason
+from runtime.dataset_files import (CHUNK, FILES, SOURCES, DataFileError, dataset_table,
+                                   problem_with, reason)
 
 TIMEOUT = 60
 MIRROR_FORMS = ('an http(s):// URL, a file:// URL or a folder holding the '
