@@ -100,7 +100,7 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     a('--seed', type=int, default=1234, help='seed for weights and data order (same seed, same run)')
     # Data.
     a('--dataset', default='mnist', help='mnist or fashion-mnist')
-    a('--data_dir', default=None, help='folder with the four IDX .gz files (default data/DATASET)')
+    a('--data_dir', default=None, help='folder with the four IDX files, .gz or decompressed (default data/DATASET)')
     a('--val_size', type=int, default=5000, help='last images of the training file held out for validation')
     _bool(p, 'verify_data', True, 'check the data files\' checksums before training')
     a('--shift_pixels', type=int, default=0,

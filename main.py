@@ -10,13 +10,15 @@ import sys
 
 import config
 from runtime.errors import run_cli
+from runtime.quiet_start import import_tensorflow_quietly
 
 
 def main(argv=None):
     def body():
         cfg = config.parse(sys.argv[1:] if argv is None else argv)
+        import_tensorflow_quietly()  # a bad flag has answered already, before TensorFlow loads
         if cfg.is_training:
-            from runtime.training import train  # imported here: a bad flag answers before TensorFlow loads
+            from runtime.training import train
             train(cfg)
         else:
             from evaluation.evaluate import evaluate

@@ -17,8 +17,10 @@ import os
 import sys
 import types
 
-# Level 2 also hides the decoder warnings a corrupt file triggers; our own error line names it.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from runtime.quiet_start import import_tensorflow_quietly
+
+# Quiet also hides the decoder warnings a corrupt image triggers; our own error line names the file.
+import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -165,7 +167,7 @@ def write_reconstructions(folder, names, digits, recon):
             candidate = '%s-%d' % (stem, n)
         used.add(candidate)
         path = os.path.join(folder, candidate + '.png')
-        files.write_png(path, files.to_uint8(np.concatenate([digit, rec], axis=1)))
+        files.write_pixels(path, files.to_uint8(np.concatenate([digit, rec], axis=1)))
         paths.append(path)
     return paths
 

@@ -7,6 +7,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from runtime import dataset_files
 from runtime.errors import UserError
 
 tf1 = tf.compat.v1
@@ -31,7 +32,7 @@ def _fix_hint(dataset, path):
 
 
 def find_idx_file(data_dir, stem, dataset='mnist'):
-    """The .gz file, or the already-decompressed one, for `stem` in data_dir."""
+    """The .gz file, or the already-decompressed one (`gunzip data/mnist/*.gz`), for `stem` in data_dir."""
     for name in (stem + '.gz', stem):
         path = os.path.join(data_dir, name)
         if os.path.exists(path):
@@ -76,7 +77,7 @@ def load_split(data_dir, split, dataset='mnist', verify=True):
     image_path = find_idx_file(data_dir, image_stem, dataset)
     label_path = find_idx_file(data_dir, label_stem, dataset)
     if verify:
-        _verify_checksums(dataset, [(image_path, image_stem), (label_path, label_stem)])
+        _verify_checksums(dataset, [image_path, label_path])
     images = read_idx(image_path, 3, dataset)
     labels = read_idx(label_path, 1, dataset)
     if images.shape[1:] != IMAGE_SHAPE:
@@ -90,12 +91,14 @@ def load_split(data_dir, split, dataset='mnist', verify=True):
     return images, labels
 
 
-def _verify_checksums(dataset, paths_and_stems):
-    import download_data  # imported here: only the checksum table is needed, and only when verifying
-    for path, stem in paths_and_stems:
+def _verify_checksums(dataset, paths):
+    for path in paths:
         try:
-            download_data.verify_file(path, dataset, stem + '.gz')
-        except download_data.DownloadError as e:
+            # The file's own name says whether it is gzipped or already decompressed.
+            dataset_files.verify_file(path, dataset, os.path.basename(path))
+        except dataset_files.UnverifiableFile as e:
+            raise DataError(str(e)) from None  # already names --verify_data=False
+        except dataset_files.DataFileError as e:
             # The message already ends with the download_data.py command that fixes it.
             raise DataError('%s (or pass --verify_data=False for your own files)'
                             % str(e).rstrip('.')) from None

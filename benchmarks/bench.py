@@ -20,7 +20,9 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from runtime.quiet_start import quiet_tensorflow_logs
+
+quiet_tensorflow_logs()  # TensorFlow loads later, in the measuring functions and child processes
 
 RESULT_PREFIX = 'BENCH_RESULT '
 CSV_COLUMNS = ['measurement', 'implementation', 'value', 'unit', 'batch_size', 'iter_routing',

@@ -11,10 +11,11 @@ Test the result as any other run:
     python main.py --is_training=False --logdir logdir
 All main.py flags work here too; see dist_version/README.md.
 """
-import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # also hides the gRPC runtime's routine warnings
+from runtime.quiet_start import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # level 3 also hides the gRPC runtime's routine warnings
 
 from dist_version import cluster, dist_config, towers  # noqa: E402
 from evaluation import evaluate

@@ -70,8 +70,8 @@ def _report_robustness(cfg, images, affine_images, labels, predictions, affine_p
     path = os.path.join(cfg.results, 'robustness.csv')
     robustness.write_report(path, labels, predictions, affine_predictions, cfg.seed)
     # The first 16 test images above their warped copies: what the model was asked to read.
-    files.write_png(os.path.join(cfg.results, 'robustness_examples.png'),
-                    files.image_grid(np.concatenate([images[:16], affine_images[:16]]), 16))
+    files.write_pixels(os.path.join(cfg.results, 'robustness_examples.png'),
+                       files.image_grid(np.concatenate([images[:16], affine_images[:16]]), 16))
     print('robustness (%s): plain %.4f, affine %.4f: %s; written to %s'
           % (robustness.DESCRIPTION, np.mean(predictions == labels), np.mean(affine_predictions == labels),
              metrics.error_summary(labels, affine_predictions), path))

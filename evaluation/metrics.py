@@ -18,6 +18,10 @@ CLASS_NAMES = {
 }
 
 
+def class_names(dataset):
+    return CLASS_NAMES.get(dataset, CLASS_NAMES['mnist'])
+
+
 def confusion_matrix(labels, predictions, num_classes=NUM_CLASSES):
     """counts[true, predicted]: int64 [num_classes, num_classes]; rows sum to the class sizes."""
     labels = np.asarray(labels, np.int64)
@@ -47,7 +51,7 @@ def error_summary(labels, predictions):
 
 def write_reports(results_dir, labels, predictions, dataset='mnist'):
     """Writes per_class_accuracy.csv and confusion_matrix.csv into results_dir; returns the matrix."""
-    names = CLASS_NAMES.get(dataset, CLASS_NAMES['mnist'])
+    names = class_names(dataset)
     confusion = confusion_matrix(labels, predictions)
     correct, total, accuracy = per_class_accuracy(confusion)
     per_class = ['class,name,correct,total,accuracy']
@@ -65,7 +69,7 @@ def write_reports(results_dir, labels, predictions, dataset='mnist'):
 
 def format_per_class(confusion, dataset='mnist'):
     """A few printable lines: each class with its accuracy and error count."""
-    names = CLASS_NAMES.get(dataset, CLASS_NAMES['mnist'])
+    names = class_names(dataset)
     correct, total, accuracy = per_class_accuracy(confusion)
     return '\n'.join('  %-12s %.4f  (%d errors / %d)' % (names[k], accuracy[k], total[k] - correct[k], total[k])
                      for k in range(NUM_CLASSES))

@@ -1,7 +1,6 @@
-"""Files the project writes: atomic writes and the metric CSVs. No TensorFlow here."""
+"""Files the project writes: atomic writes, the metric CSVs and PNGs (through matplotlib). No TensorFlow here."""
+import io
 import os
-import struct
-import zlib
 
 import numpy as np
 
@@ -71,24 +70,23 @@ def to_uint8(images):
     return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_png(path, pixels):
-    """Writes a uint8 [H, W] (gray) or [H, W, 3] (RGB) array as a PNG, atomically.
+def write_pixels(path, pixels):
+    """Writes a uint8 [H, W] (gray) or [H, W, 3] (RGB) array as a PNG of exactly H x W pixels, atomically.
 
-    Plain zlib + struct: scipy.misc.imsave is gone and no imaging library is needed for this.
+    For raw image grids (digits, reconstructions); charts go through write_figure.
     """
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    height, width = pixels.shape[:2]
-    color_type = 0 if pixels.ndim == 2 else 2
-    rows = pixels.reshape(height, -1)
-    # Each scanline starts with filter type 0 (none).
-    raw = b''.join(b'\x00' + rows[y].tobytes() for y in range(height))
+    import matplotlib.image  # imported here: only the commands that write images pay for it
+    pixels = np.asarray(pixels, np.uint8)
+    if pixels.ndim == 2:
+        # An RGB array is stored as it is; a 2-D one would go through a colour map and lose exactness.
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, pixels, format='png')
+    atomic_write(path, buffer.getvalue())
 
-    def chunk(kind, data):
-        return (struct.pack('>I', len(data)) + kind + data
-                + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
 
-    png = (b'\x89PNG\r\n\x1a\n'
-           + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, color_type, 0, 0, 0))
-           + chunk(b'IDAT', zlib.compress(raw, 9))
-           + chunk(b'IEND', b''))
-    atomic_write(path, png)
+def write_figure(path, figure, dpi):
+    """Renders a matplotlib Figure (Agg) to a PNG at `dpi` dots per inch, atomically."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=dpi)
+    atomic_write(path, buffer.getvalue())

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny generated IDX data sets and the argv of a tiny training run."""
 import gzip
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -27,6 +28,22 @@ def run_main(argv):
         cfg = config.parse(argv)
         train(cfg) if cfg.is_training else evaluate(cfg)
     return run_cli(body)
+
+
+def read_png(path):
+    """uint8 [H, W, C] pixels of a PNG, read back with matplotlib (which reads PNGs as floats in [0, 1])."""
+    import matplotlib.image
+    pixels = matplotlib.image.imread(str(path), format='png')
+    return np.round(pixels * 255).astype(np.uint8)
+
+
+def read_gray_png(path):
+    """uint8 [H, W] of a PNG the project wrote from gray pixels: equal R, G, B and no transparency."""
+    pixels = read_png(path)
+    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4), pixels.shape
+    assert (pixels[..., 1] == pixels[..., 0]).all() and (pixels[..., 2] == pixels[..., 0]).all()
+    assert pixels.shape[2] == 3 or (pixels[..., 3] == 255).all()
+    return pixels[..., 0]
 
 
 def write_idx(path, array, compress=True):
@@ -63,6 +80,19 @@ def write_dataset(folder, num_train=240, num_test=60, seed=0):
     write_idx(folder / 't10k-images-idx3-ubyte.gz', test_x)
     write_idx(folder / 't10k-labels-idx1-ubyte.gz', test_y)
     return folder
+
+
+def checksum_table(folder):
+    """A dataset_files.DATASETS entry describing the four generated .gz files of `folder` by their
+    content sha256, so that verification can run on generated data."""
+    from runtime import dataset_files
+    table = {}
+    for name in dataset_files.FILES:
+        content = gzip.decompress((Path(folder) / name).read_bytes())
+        ndim = content[3]
+        shape = tuple(int.from_bytes(content[4 + 4 * k:8 + 4 * k], 'big') for k in range(ndim))
+        table[name[:-3]] = dataset_files.idx_entry(shape, hashlib.sha256(content).hexdigest())
+    return table
 
 
 @pytest.fixture(scope='session')

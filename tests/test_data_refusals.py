@@ -1,13 +1,12 @@
 """Broken data files are refused before training starts, in one line that names the file and the fix."""
-import gzip
 import hashlib
 
 import numpy as np
 import pytest
-from conftest import make_digits, run_main, tiny_run_args, write_dataset, write_idx
+from conftest import checksum_table, make_digits, run_main, tiny_run_args, write_dataset, write_idx
 
-import download_data
 import utils
+from runtime import dataset_files
 
 TRAIN_IMAGES = 'train-images-idx3-ubyte.gz'
 TRAIN_LABELS = 'train-labels-idx1-ubyte.gz'
@@ -64,21 +63,10 @@ def test_broken_data_is_refused_before_training(damage, tmp_path, capsys):
     assert not (tmp_path / 'logdir').exists()  # refused before anything was written
 
 
-def tiny_checksum_table(folder):
-    """A download_data.DATASETS entry describing the generated files, so verification can run on them."""
-    table = {}
-    for name in download_data.FILES:
-        content = gzip.decompress((folder / name).read_bytes())
-        ndim = content[3]
-        shape = tuple(int.from_bytes(content[4 + 4 * k:8 + 4 * k], 'big') for k in range(ndim))
-        table[name[:-3]] = download_data._entry(shape, hashlib.sha256(content).hexdigest())
-    return table
-
-
 def test_checksum_mismatch_is_refused(tmp_path, capsys, monkeypatch):
     data = write_dataset(tmp_path / 'data')
-    table = tiny_checksum_table(data)
-    monkeypatch.setitem(download_data.DATASETS, 'mnist', table)
+    table = checksum_table(data)
+    monkeypatch.setitem(dataset_files.DATASETS, 'mnist', table)
     utils.load_train_val(data, 40, 'mnist', verify=True)  # the right checksums pass
 
     table['train-images-idx3-ubyte']['sha256'] = hashlib.sha256(b'other data').hexdigest()

@@ -10,7 +10,9 @@ import pytest
 
 from conftest import ROOT
 
-import download_data as dd  # noqa: E402
+import download_data as dd
+from runtime import dataset_files
+from runtime.dataset_files import FILES, DataFileError, verify_file
 
 # Tiny shapes keep the generated mirror to a few hundred bytes.
 SHAPES = {
@@ -34,7 +36,7 @@ def fake(tmp_path, monkeypatch):
     mirror = tmp_path / 'mirror'
     mirror.mkdir()
     contents, table = {}, {}
-    for i, name in enumerate(dd.FILES):
+    for i, name in enumerate(FILES):
         raw = idx_bytes(SHAPES[name[:-3]], i)
         packed = gzip.compress(raw, mtime=0)
         (mirror / name).write_bytes(packed)
@@ -43,7 +45,7 @@ def fake(tmp_path, monkeypatch):
             'shape': SHAPES[name[:-3]], 'size': len(raw),
             'sha256': hashlib.sha256(raw).hexdigest(),
             'gz_md5': hashlib.md5(packed).hexdigest()}
-    monkeypatch.setitem(dd.DATASETS, 'test', table)
+    monkeypatch.setitem(dataset_files.DATASETS, 'test', table)
     return SimpleNamespace(mirror=mirror, url=mirror.as_uri(), table=table,
                            contents=contents, out=tmp_path / 'out')
 
@@ -67,11 +69,11 @@ def one_line_error(capsys):
 def test_download_from_local_mirror(fake, as_path):
     mirror = str(fake.mirror) if as_path else fake.url
     paths = dd.download('test', fake.out, mirror, quiet=True)
-    assert [Path(p).name for p in paths] == list(dd.FILES)
+    assert [Path(p).name for p in paths] == list(FILES)
     for p in paths:
         assert gzip.decompress(Path(p).read_bytes()) == \
             fake.contents[Path(p).name]
-        dd.verify_file(p, 'test', Path(p).name)
+        verify_file(p, 'test', Path(p).name)
     assert leftovers(fake.out) == []
 
 
@@ -90,44 +92,44 @@ def test_checksum_mismatch_is_refused(fake, capsys):
 
 def test_valid_existing_files_are_skipped(fake, capsys):
     dd.download('test', fake.out, fake.url, quiet=True)
-    for name in dd.FILES:
+    for name in FILES:
         os.utime(fake.out / name, (OLD, OLD))
     assert run_main(fake) == 0
     assert capsys.readouterr().out.count('skipping') == 4
-    assert all((fake.out / n).stat().st_mtime == OLD for n in dd.FILES)
+    assert all((fake.out / n).stat().st_mtime == OLD for n in FILES)
 
 
 def test_force_downloads_again_and_replaces_corrupt_file(fake):
     dd.download('test', fake.out, fake.url, quiet=True)
-    for name in dd.FILES:
+    for name in FILES:
         os.utime(fake.out / name, (OLD, OLD))
-    corrupt = fake.out / dd.FILES[0]
+    corrupt = fake.out / FILES[0]
     corrupt.write_bytes(b'not a gzip file')
-    with pytest.raises(dd.DownloadError, match='gzip'):
-        dd.verify_file(corrupt, 'test', dd.FILES[0])
+    with pytest.raises(DataFileError, match='gzip'):
+        verify_file(corrupt, 'test', FILES[0])
 
     assert run_main(fake, '--force') == 0
-    for name in dd.FILES:
+    for name in FILES:
         assert (fake.out / name).stat().st_mtime != OLD
-        dd.verify_file(fake.out / name, 'test', name)
+        verify_file(fake.out / name, 'test', name)
 
 
 def test_invalid_existing_file_is_replaced_without_force(fake):
     dd.download('test', fake.out, fake.url, quiet=True)
-    (fake.out / dd.FILES[3]).write_bytes(gzip.compress(b'junk'))
+    (fake.out / FILES[3]).write_bytes(gzip.compress(b'junk'))
     dd.download('test', fake.out, fake.url, quiet=True)
-    dd.verify_file(fake.out / dd.FILES[3], 'test', dd.FILES[3])
+    verify_file(fake.out / FILES[3], 'test', FILES[3])
 
 
 def test_recompressed_mirror_verifies_by_content(fake):
-    for name in dd.FILES:
+    for name in FILES:
         packed = gzip.compress(fake.contents[name], compresslevel=1, mtime=42)
         assert hashlib.md5(packed).hexdigest() != \
             fake.table[name[:-3]]['gz_md5']
         (fake.mirror / name).write_bytes(packed)
     dd.download('test', fake.out, fake.url, quiet=True)
-    for name in dd.FILES:
-        dd.verify_file(fake.out / name, 'test', name)
+    for name in FILES:
+        verify_file(fake.out / name, 'test', name)
 
 
 def test_gz_md5_alone_accepts_only_the_original_gz(fake):
@@ -135,28 +137,28 @@ def test_gz_md5_alone_accepts_only_the_original_gz(fake):
     for info in fake.table.values():
         info['sha256'] = None
     dd.download('test', fake.out, fake.url, quiet=True)
-    name = dd.FILES[1]
+    name = FILES[1]
     (fake.out / name).write_bytes(
         gzip.compress(fake.contents[name], mtime=42))
-    with pytest.raises(dd.DownloadError, match='md5') as err:
-        dd.verify_file(fake.out / name, 'test', name)
+    with pytest.raises(DataFileError, match='md5') as err:
+        verify_file(fake.out / name, 'test', name)
     assert '\n' not in str(err.value) and '--force' in str(err.value)
 
 
 def test_bad_idx_header_is_refused(fake, tmp_path):
-    bad = bytearray(fake.contents[dd.FILES[0]])
+    bad = bytearray(fake.contents[FILES[0]])
     bad[3] = 0x01  # claims one dimension instead of three
-    path = tmp_path / dd.FILES[0]
+    path = tmp_path / FILES[0]
     path.write_bytes(gzip.compress(bytes(bad)))
-    with pytest.raises(dd.DownloadError, match='IDX header'):
-        dd.verify_file(path, 'test', dd.FILES[0])
+    with pytest.raises(DataFileError, match='IDX header'):
+        verify_file(path, 'test', FILES[0])
 
 
 def test_truncated_content_is_refused(fake, tmp_path):
-    path = tmp_path / dd.FILES[0]
-    path.write_bytes(gzip.compress(fake.contents[dd.FILES[0]][:-5]))
-    with pytest.raises(dd.DownloadError, match='size'):
-        dd.verify_file(path, 'test', dd.FILES[0])
+    path = tmp_path / FILES[0]
+    path.write_bytes(gzip.compress(fake.contents[FILES[0]][:-5]))
+    with pytest.raises(DataFileError, match='size'):
+        verify_file(path, 'test', FILES[0])
 
 
 @pytest.mark.parametrize('where', ['missing_folder', 'closed_port'])
@@ -171,12 +173,12 @@ def test_unreachable_mirror_gives_clear_error(fake, capsys, where):
 
 
 def test_sources_are_tried_in_order(fake, monkeypatch):
-    monkeypatch.setitem(dd.SOURCES, 'test',
+    monkeypatch.setitem(dataset_files.SOURCES, 'test',
                         ((fake.mirror / 'nope').as_uri() + '/',
                          fake.url + '/'))
     dd.download('test', fake.out, quiet=True)
-    for name in dd.FILES:
-        dd.verify_file(fake.out / name, 'test', name)
+    for name in FILES:
+        verify_file(fake.out / name, 'test', name)
 
 
 def test_unknown_dataset(capsys):
@@ -195,8 +197,8 @@ def test_unwritable_folder(fake, capsys):
 
 def test_real_mnist_verifies(tmp_path):
     real = (ROOT / '..' / 'shared' / 'data' / 'mnist').resolve()
-    if not all((real / name).is_file() for name in dd.FILES):
+    if not all((real / name).is_file() for name in FILES):
         pytest.skip(f'real MNIST not found at {real}')
     paths = dd.download('mnist', tmp_path, real.as_uri(), quiet=True)
-    for path, name in zip(paths, dd.FILES):
-        dd.verify_file(path, 'mnist', name)
+    for path, name in zip(paths, FILES):
+        verify_file(path, 'mnist', name)

@@ -8,13 +8,12 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import run_main, tiny_run_args, write_dataset
-from pngcheck import read_png
+from conftest import read_gray_png, read_png, run_main, tiny_run_args, write_dataset
 
 import config
 import download_data
 import utils
-from runtime import files
+from runtime import dataset_files, files
 from tools import figures, plot
 
 OFFICIAL_TRAIN_IMAGES_MD5 = '8d4fb7e6c68d591d4c3dfef9ec88bf0d'  # zalandoresearch/fashion-mnist README
@@ -30,12 +29,12 @@ def tiny_table(mirror, with_official_md5):
     """The fashion-mnist checksum table resized to the generated files; md5s official or theirs."""
     images = {'train-images-idx3-ubyte': (240, 28, 28), 'train-labels-idx1-ubyte': (240,),
               't10k-images-idx3-ubyte': (60, 28, 28), 't10k-labels-idx1-ubyte': (60,)}
-    official = download_data.DATASETS['fashion-mnist']
+    official = dataset_files.DATASETS['fashion-mnist']
     table = {}
     for stem, shape in images.items():
         md5 = (official[stem]['gz_md5'] if with_official_md5
                else hashlib.md5((mirror / (stem + '.gz')).read_bytes()).hexdigest())
-        table[stem] = download_data._entry(shape, gz_md5=md5)
+        table[stem] = dataset_files.idx_entry(shape, gz_md5=md5)
     return table
 
 
@@ -50,7 +49,7 @@ def run(mirror, tmp_path_factory):
     work = tmp_path_factory.mktemp('fashion_run')
     data = work / 'data' / 'fashion-mnist'
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(download_data.DATASETS, 'fashion-mnist', tiny_table(mirror, False))
+        patch.setitem(dataset_files.DATASETS, 'fashion-mnist', tiny_table(mirror, False))
         assert download_data.main(['--dataset', 'fashion-mnist', '--save_to', str(data),
                                    '--mirror', str(mirror)]) == 0
         args = tiny_run_args(data, work, '--dataset', 'fashion-mnist', '--verify_data=True',
@@ -60,7 +59,7 @@ def run(mirror, tmp_path_factory):
 
 
 def test_official_fashion_checksums_refuse_other_files(mirror, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(download_data.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
+    monkeypatch.setitem(dataset_files.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
     code = download_data.main(['--dataset', 'fashion-mnist', '--save_to', str(tmp_path / 'd'),
                                '--mirror', str(mirror)])
     err = capsys.readouterr().err
@@ -69,7 +68,7 @@ def test_official_fashion_checksums_refuse_other_files(mirror, tmp_path, monkeyp
 
 
 def test_fashion_data_is_verified_before_training(mirror, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(download_data.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
+    monkeypatch.setitem(dataset_files.DATASETS, 'fashion-mnist', tiny_table(mirror, True))
     code = run_main(tiny_run_args(mirror, tmp_path, '--dataset', 'fashion-mnist', '--verify_data=True'))
     err = capsys.readouterr().err
     assert code != 0 and err.count('\n') == 1
@@ -98,33 +97,58 @@ def test_evaluate_reports_classes_confusion_and_robustness(run, capsys):
     assert [r[0] for r in robust[1:]] == ['plain', 'affine'] and all(r[3] == '60' for r in robust[1:])
     assert float(robust[1][1]) == pytest.approx(test_acc, abs=1e-6)
     assert 'robustness' in out and 'affine' in out
-    examples = read_png(results / 'robustness_examples.png')
+    examples = read_gray_png(results / 'robustness_examples.png')
     assert examples.shape == (2 * SIDE, 16 * SIDE)
+    np.testing.assert_array_equal(examples[:SIDE], files.image_grid(utils.load_split(
+        str(data), 'test', 'fashion-mnist', verify=False)[0][:16], 16))  # the plain test images on top
+
+
+def png_size(inches, dpi):
+    return round(inches[1] * dpi), round(inches[0] * dpi)
 
 
 def test_figures_show_inputs_reconstructions_and_perturbations(run, capsys):
     work, data, args = run
     assert figures.run(args) == 0
+    assert 'wrote' in capsys.readouterr().out
     results = work / 'results'
     images, labels = utils.load_split(str(data), 'test', 'fashion-mnist', verify=False)
+    digits = min(figures.PERTURBED_DIGITS, len(set(labels)))
+    sizes = {'reconstructions': figures.RECONSTRUCTIONS_SIZE,
+             'perturbation': (figures.PERTURBATION_PANEL_SIZE[0] * digits, figures.PERTURBATION_PANEL_SIZE[1])}
+    for name, inches in sizes.items():
+        png = read_png(results / (name + '.png'))
+        assert png.shape[:2] == png_size(inches, figures.DPI), name
+        gray = png[..., :3].mean(axis=-1)
+        assert (gray < 250).mean() > 0.3, name  # the pixel grids fill most of the white figure
 
-    recon = read_png(results / 'reconstructions.png')
+    decoder = figures.Decoder(config.parse(args))
+    try:
+        inputs, recon = figures.reconstruction_grids(decoder, images)
+        grids, classes = figures.perturbation_grids(decoder, images, labels)
+    finally:
+        decoder.close()
     n = figures.RECONSTRUCTION_GRID
-    assert recon.shape == (2 * n * SIDE, 2 * (2 * n * SIDE + figures.GAP))
-    # Left block: the first n x n test images themselves, at twice the size.
-    left = recon[::2, ::2][:, :n * SIDE]
-    np.testing.assert_array_equal(left, files.image_grid(images[:n * n], n))
+    np.testing.assert_array_equal(inputs, files.image_grid(images[:n * n], n))  # the test images themselves
+    assert recon.shape == inputs.shape and recon.dtype == np.uint8 and not np.array_equal(recon, inputs)
+    figure = figures.draw_reconstructions(inputs, recon)
+    assert [a.get_title() for a in figure.axes] == ['test images', 'reconstructions']
+    np.testing.assert_array_equal(figure.axes[1].images[0].get_array(), recon)
 
-    perturb = read_png(results / 'perturbation.png')
     steps = len(figures.PERTURBATIONS)
     assert steps == 11 and figures.PERTURBATIONS[0] == -0.25 and figures.PERTURBATIONS[5] == 0
-    digits = min(figures.PERTURBED_DIGITS, len(set(labels)))
-    assert perturb.shape == (16 * SIDE, digits * steps * SIDE + (digits - 1) * figures.GAP)
-    block = perturb[:, :steps * SIDE].reshape(16, SIDE, steps, SIDE).transpose(0, 2, 1, 3)  # [dim, step, 28, 28]
+    assert len(grids) == digits and all(g.shape == (16 * SIDE, steps * SIDE) for g in grids)
+    block = grids[0].reshape(16, SIDE, steps, SIDE).transpose(0, 2, 1, 3)  # [dim, step, 28, 28]
     # Perturbation 0 decodes the same capsule in every row; the other columns change it.
     assert all(np.array_equal(block[d, 5], block[0, 5]) for d in range(16))
     assert any(not np.array_equal(block[d, 0], block[d, 10]) for d in range(16))
-    assert 'wrote' in capsys.readouterr().out
+    names = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+             'Sneaker', 'Bag', 'Ankle boot']
+    figure = figures.draw_perturbations(grids, classes, names)
+    assert [a.get_title() for a in figure.axes] == ['class %s' % names[k] for k in classes]
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ['-0.25', '0', '+0.25']
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == [str(d) for d in range(1, 17)]
+    np.testing.assert_array_equal(figure.axes[-1].images[0].get_array(), grids[-1])
 
 
 def test_perturbed_capsules_move_one_dimension_of_one_class():
@@ -145,7 +169,7 @@ def test_perturbed_capsules_move_one_dimension_of_one_class():
 def test_plot_draws_the_run(run):
     work, _, _ = run
     assert plot.main(['--results', str(work / 'results')]) == 0
-    assert read_png(work / 'results' / 'curves.png').shape == (plot.HEIGHT, plot.WIDTH, 3)
+    assert read_png(work / 'results' / 'curves.png').shape[:2] == (plot.HEIGHT, plot.WIDTH)
 
 
 def test_figures_without_checkpoint_is_one_line_error(tiny_mnist, tmp_path, capsys):

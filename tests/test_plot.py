@@ -1,36 +1,15 @@
-"""plot.py and its rasteriser: curves from CSVs (also half-written ones) into a PNG of known size."""
+"""plot.py: curves from CSVs (also half-written ones) drawn by matplotlib into a PNG of known size."""
 import numpy as np
 import pytest
-from pngcheck import read_png
+from conftest import read_png
 
-from tools import plot, raster
+from tools import plot
 
 
 def colour_mask(image, colour):
-    return np.all(image == np.array(colour, np.uint8), axis=-1)
-
-
-def test_nice_ticks_cover_the_range_in_round_steps():
-    ticks = raster.nice_ticks(0, 1500)
-    assert ticks[0] <= 0 and ticks[-1] >= 1500 and 3 <= len(ticks) <= 9
-    steps = np.diff(ticks)
-    np.testing.assert_allclose(steps, steps[0])
-    mantissa = steps[0] / 10 ** np.floor(np.log10(steps[0]))
-    assert round(mantissa, 6) in (1, 2, 5)
-    np.testing.assert_allclose(raster.nice_ticks(0.82, 0.99), [0.8, 0.85, 0.9, 0.95, 1.0])
-    assert raster.tick_label(25000, 5000) == '25K' and raster.tick_label(0.85, 0.05) == '0.85'
-
-
-def test_line_and_text_ink():
-    image = raster.canvas(20, 40)
-    raster.line(image, 0, 0, 39, 19, raster.BLUE)
-    blue = colour_mask(image, raster.BLUE)
-    assert blue[0, 0] and blue[19, 39] and blue.sum() == 40  # one pixel per column of a shallow line
-    image = raster.canvas(10, 40)
-    raster.text(image, 0, 0, '1', scale=2)
-    # The glyph '1' ('.#.', '##.', '.#.', '.#.', '###') has 8 inked cells of 2x2 pixels.
-    assert colour_mask(image, raster.BLACK).sum() == 8 * 4
-    assert raster.text_size('abc', 2) == ((3 * 4 - 1) * 2, 10)
+    """Pixels within a small distance of `colour` ('#rrggbb'): the solid middle of a drawn line."""
+    rgb = np.array([int(colour[k:k + 2], 16) for k in (1, 3, 5)])
+    return np.abs(image[..., :3].astype(int) - rgb).max(axis=-1) <= 8
 
 
 def write(path, text):
@@ -56,17 +35,33 @@ def test_plot_writes_curves_png_while_training_runs(tmp_path):
     write(tmp_path / 'val_acc.csv', 'step,val_acc\n500,0.95\n1000,0.97\n1500,0.98\n')
     assert plot.main(['--results', str(tmp_path)]) == 0
     image = read_png(tmp_path / 'curves.png')
-    assert image.shape == (plot.HEIGHT, plot.WIDTH, 3)
+    assert image.shape[:2] == (plot.HEIGHT, plot.WIDTH) and (plot.WIDTH, plot.HEIGHT) == (1200, 480)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['curves.png', 'loss.csv', 'train_acc.csv',
+                                                          'val_acc.csv']  # no temp file left
     half = plot.WIDTH // 2
-    blue, orange = colour_mask(image, raster.BLUE), colour_mask(image, raster.ORANGE)
+    blue, orange = colour_mask(image, plot.BLUE), colour_mask(image, plot.ORANGE)
     assert blue[:, :half].sum() > 300                 # the loss curve
-    assert blue[:, half:].sum() > 300                 # train accuracy (and its legend swatch)
+    assert blue[:, half:].sum() > 300                 # train accuracy (and its legend line)
     assert orange[:, :half].sum() == 0 and orange[:, half:].sum() > 100  # validation: right panel only
     # The loss falls: its curve starts high in the panel (small row index) and ends low.
-    cols = np.nonzero(blue[:, :half].any(axis=0))[0]
+    cols = np.nonzero(blue[:, :half].sum(axis=0) >= 2)[0]
     first_rows = np.nonzero(blue[:, cols[0]])[0]
     last_rows = np.nonzero(blue[:, cols[-1]])[0]
     assert first_rows.mean() < last_rows.mean()
+
+
+def test_figure_has_labelled_axes_legend_and_only_complete_rows(tmp_path):
+    write(tmp_path / 'loss.csv', 'step,loss\n10,2.0\n20,1.0\n30,0.')  # a row being written
+    write(tmp_path / 'val_acc.csv', 'step,val_acc\n20,0.5\n')
+    figure = plot.draw_curves(str(tmp_path))
+    loss_axes, accuracy_axes = figure.axes
+    assert (loss_axes.get_xlabel(), loss_axes.get_ylabel()) == ('step', 'loss')
+    assert (accuracy_axes.get_xlabel(), accuracy_axes.get_ylabel()) == ('step', 'accuracy')
+    np.testing.assert_array_equal(loss_axes.lines[0].get_xdata(), [10, 20])
+    assert [t.get_text() for t in accuracy_axes.get_legend().get_texts()] == ['validation']
+    low, high = accuracy_axes.get_ylim()
+    assert 0 <= low < 0.5 < high <= 1.1  # a single validation point is inside the view
+    assert accuracy_axes.lines[0].get_marker() == 'o'
 
 
 def test_plot_without_results_is_one_line_error(tmp_path, capsys):

@@ -69,7 +69,7 @@ def test_folder_of_pngs_idx_and_bad_files(logdir, tmp_path, capsys):
     x, _ = make_digits(6, seed=11)
     folder = tmp_path / 'pngs'
     for k in range(4):
-        files.write_png(str(folder / ('digit%d.png' % k)), x[k])
+        files.write_pixels(str(folder / ('digit%d.png' % k)), x[k])
     (folder / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n not really')
     (folder / 'README.txt').write_text('skipped: no image extension')
     idx = write_idx(tmp_path / 'more-images-idx3-ubyte.gz', x[4:])
@@ -110,7 +110,7 @@ def test_folder_of_pngs_idx_and_bad_files(logdir, tmp_path, capsys):
 
 def test_architecture_comes_from_flags_json(logdir, tmp_path, capsys):
     x, _ = make_digits(1, seed=12)
-    files.write_png(str(tmp_path / 'd.png'), x[0])
+    files.write_pixels(str(tmp_path / 'd.png'), x[0])
     bare = tmp_path / 'bare'
     bare.mkdir()
     for f in logdir.iterdir():
@@ -131,7 +131,7 @@ def test_nothing_readable_or_no_checkpoint_is_one_line_error(logdir, tmp_path, c
     assert predict.main([str(tmp_path / 'a.png'), '--logdir', str(logdir)]) != 0
     assert 'error: no image to predict among 1 file' in capsys.readouterr().err
     x, _ = make_digits(1, seed=13)
-    files.write_png(str(tmp_path / 'b.png'), x[0])
+    files.write_pixels(str(tmp_path / 'b.png'), x[0])
     assert predict.main([str(tmp_path / 'b.png'), '--logdir', str(tmp_path / 'none')]) != 0
     assert 'no checkpoint in' in capsys.readouterr().err
     assert predict.main(['--fit=bogus', str(tmp_path / 'b.png')]) == 2
@@ -241,7 +241,7 @@ def test_real_mnist_test_images_as_png_and_scans(tmp_path, capsys):
     images, labels = utils.load_split(str(REAL_MNIST), 'test', verify=False)
     n = 20
     for k in range(n):
-        files.write_png(str(tmp_path / 'png' / ('%02d_label%d.png' % (k, labels[k]))), images[k])
+        files.write_pixels(str(tmp_path / 'png' / ('%02d_label%d.png' % (k, labels[k]))), images[k])
         scan = np.repeat(np.kron(255 - images[k], np.ones((3, 3), np.uint8))[..., None], 3, -1)
         scan = np.pad(scan, ((10, 30), (25, 5), (0, 0)), constant_values=255)  # off-centre on paper
         (tmp_path / 'scan').mkdir(exist_ok=True)

@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import write_idx
+from conftest import read_gray_png, read_png, write_idx
 
 import utils
 from runtime import files
@@ -117,14 +117,17 @@ def test_csv_log_appends_and_truncates_and_ignores_cut_line(tmp_path):
     assert path.read_text().splitlines() == ['step,val_acc', '100,0.1', '200,0.2', '300,0.5']
 
 
-def test_write_png_decodes_back(tmp_path):
+def test_write_pixels_reads_back_exactly_and_atomically(tmp_path):
     gray = np.random.default_rng(0).integers(0, 256, (5, 7)).astype(np.uint8)
     rgb = np.random.default_rng(1).integers(0, 256, (4, 3, 3)).astype(np.uint8)
-    for array, channels in ((gray, 1), (rgb, 3)):
-        path = tmp_path / ('img%d.png' % channels)
-        files.write_png(str(path), array)
-        decoded = tf.io.decode_png(path.read_bytes(), channels=channels).numpy()
-        np.testing.assert_array_equal(decoded.reshape(array.shape), array)
+    files.write_pixels(str(tmp_path / 'gray.png'), gray)
+    files.write_pixels(str(tmp_path / 'rgb.png'), rgb)
+    np.testing.assert_array_equal(read_gray_png(tmp_path / 'gray.png'), gray)  # every level 0-255 kept
+    np.testing.assert_array_equal(read_png(tmp_path / 'rgb.png')[..., :3], rgb)
+    # TensorFlow (predict.py's reader) decodes them to the same pixels.
+    decoded = tf.io.decode_png((tmp_path / 'gray.png').read_bytes(), channels=1).numpy()[..., 0]
+    np.testing.assert_array_equal(decoded, gray)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['gray.png', 'rgb.png']  # no temp file left
 
 
 def test_image_grid_layout():

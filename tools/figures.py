@@ -10,8 +10,13 @@ Takes the same flags as main.py (model flags must match the checkpoint, as for -
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+from runtime.quiet_start import import_tensorflow_quietly
 
+import_tensorflow_quietly()
+
+import matplotlib  # noqa: E402
+# Figure without pyplot: no global state, no display; savefig renders with Agg.
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -19,6 +24,7 @@ import capsLayer  # noqa: E402
 import capsNet  # noqa: E402
 import config  # noqa: E402
 import utils  # noqa: E402
+from evaluation import metrics
 from runtime import checkpoints, files, inference, session
 from runtime.errors import UserError, run_cli  # noqa: E402
 
@@ -27,8 +33,12 @@ tf1 = tf.compat.v1
 RECONSTRUCTION_GRID = 5        # 5 x 5 test digits, and the same grid of reconstructions beside them
 PERTURBED_DIGITS = 3           # digits of different classes in the perturbation figure
 PERTURBATIONS = np.round(np.arange(-0.25, 0.25 + 1e-9, 0.05), 2)  # the paper's -0.25..+0.25 by 0.05
-GAP = 8                        # white pixels between the blocks of a figure
 SIDE = capsNet.IMAGE_SIZE
+DPI = 150
+RECONSTRUCTIONS_SIZE = (8.0, 4.4)        # inches: two square grids and their titles
+PERTURBATION_PANEL_SIZE = (3.0, 5.0)     # inches per digit: 11 columns x 16 rows of 28 x 28 pixels
+STYLE = {'font.size': 11, 'axes.titlesize': 12, 'axes.labelsize': 11, 'xtick.labelsize': 9,
+         'ytick.labelsize': 8}
 
 
 class Decoder:
@@ -65,28 +75,28 @@ class Decoder:
         self.sess.close()
 
 
-def side_by_side(*grids, gap=GAP):
-    """Joins uint8 [H, W_k] blocks left to right with white gaps (blocks of equal height)."""
-    height = max(g.shape[0] for g in grids)
-    parts = []
-    for k, grid in enumerate(grids):
-        if k:
-            parts.append(np.full((height, gap), 255, np.uint8))
-        parts.append(grid)
-    return np.concatenate(parts, axis=1)
-
-
-def upscale(image, factor):
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-
-def reconstruction_figure(decoder, images):
-    """Left: the first n x n test digits; right: what the decoder draws from their predicted capsule."""
+def reconstruction_grids(decoder, images):
+    """(the first n x n test digits, what the decoder draws from their predicted capsule), uint8 grids."""
     count = RECONSTRUCTION_GRID ** 2
     _, _, recon = decoder.encode(images[:count])
-    left = files.image_grid(images[:count], RECONSTRUCTION_GRID)
-    right = files.image_grid(files.to_uint8(recon), RECONSTRUCTION_GRID)
-    return upscale(side_by_side(left, right), 2)
+    return (files.image_grid(images[:count], RECONSTRUCTION_GRID),
+            files.image_grid(files.to_uint8(recon), RECONSTRUCTION_GRID))
+
+
+def _show_pixels(axes, grid):
+    """A uint8 grid as its gray levels, one image pixel per block of screen pixels (no smoothing)."""
+    axes.imshow(grid, cmap='gray', vmin=0, vmax=255, interpolation='nearest')
+
+
+def draw_reconstructions(inputs, reconstructions):
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=RECONSTRUCTIONS_SIZE, layout='constrained')
+        for axes, grid, title in zip(figure.subplots(1, 2), (inputs, reconstructions),
+                                     ('test images', 'reconstructions')):
+            _show_pixels(axes, grid)
+            axes.set_title(title)
+            axes.set_axis_off()
+    return figure
 
 
 def perturbed_capsules(caps, classes):
@@ -117,16 +127,40 @@ def pick_digits(labels, count):
     return np.array(picked)
 
 
-def perturbation_figure(decoder, images, labels):
-    """One block per digit: 16 rows (capsule dimensions) x 11 columns (-0.25 ... +0.25)."""
+def perturbation_grids(decoder, images, labels):
+    """(one uint8 grid per digit: 16 rows (capsule dimensions) x 11 columns (-0.25 ... +0.25),
+    the predicted class of each digit, whose capsule was perturbed)."""
     picked = pick_digits(labels, PERTURBED_DIGITS)
     caps, predictions, _ = decoder.encode(images[picked])
     inputs = perturbed_capsules(caps, predictions)                          # [N, 16, 11, 160]
     decoded = decoder.decode(inputs.reshape(-1, inputs.shape[-1]))
     decoded = files.to_uint8(decoded).reshape(inputs.shape[:3] + (SIDE, SIDE))
-    blocks = [files.image_grid(decoded[n].reshape(-1, SIDE, SIDE), len(PERTURBATIONS))
-              for n in range(len(picked))]
-    return side_by_side(*blocks)
+    grids = [files.image_grid(decoded[n].reshape(-1, SIDE, SIDE), len(PERTURBATIONS))
+             for n in range(len(picked))]
+    return grids, predictions
+
+
+def draw_perturbations(grids, classes, class_names):
+    """The paper's Fig. 4: one panel per digit, columns = perturbation, rows = capsule dimension."""
+    width, height = PERTURBATION_PANEL_SIZE
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=(width * len(grids), height), layout='constrained')
+        panels = np.atleast_1d(figure.subplots(1, len(grids)))
+        centres = SIDE * np.arange(max(len(PERTURBATIONS), 16)) + (SIDE - 1) / 2
+        labelled = [0, len(PERTURBATIONS) // 2, len(PERTURBATIONS) - 1]  # -0.25, 0, +0.25
+        for k, (axes, grid, label) in enumerate(zip(panels, grids, classes)):
+            _show_pixels(axes, grid)
+            axes.set_title('class %s' % class_names[label])
+            axes.set_xticks(centres[labelled], ['%+g' % PERTURBATIONS[j] if PERTURBATIONS[j] else '0'
+                                                for j in labelled])
+            axes.set_yticks(centres[:16], [str(d + 1) for d in range(16)] if k == 0 else [])
+            axes.tick_params(length=0)
+            for spine in axes.spines.values():
+                spine.set_visible(False)
+        panels[0].set_ylabel('capsule dimension')
+        figure.supxlabel('perturbation added to one dimension of the predicted class\'s capsule',
+                         fontsize=STYLE['axes.labelsize'])
+    return figure
 
 
 def make_figures(cfg):
@@ -139,8 +173,11 @@ def make_figures(cfg):
     try:
         paths = {name: os.path.join(cfg.results, name + '.png')
                  for name in ('reconstructions', 'perturbation')}
-        files.write_png(paths['reconstructions'], reconstruction_figure(decoder, images))
-        files.write_png(paths['perturbation'], perturbation_figure(decoder, images, labels))
+        files.write_figure(paths['reconstructions'],
+                           draw_reconstructions(*reconstruction_grids(decoder, images)), DPI)
+        grids, classes = perturbation_grids(decoder, images, labels)
+        files.write_figure(paths['perturbation'],
+                           draw_perturbations(grids, classes, metrics.class_names(cfg.dataset)), DPI)
     finally:
         decoder.close()
     print('wrote %s and %s from %s' % (paths['reconstructions'], paths['perturbation'], decoder.checkpoint))

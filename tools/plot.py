@@ -8,17 +8,23 @@ Safe while training runs: a row still being written (no newline yet) is left out
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # utils imports TensorFlow; keep its notices quiet
+import matplotlib
+import numpy as np
+# Figure without pyplot: no global state, no display; savefig renders with Agg.
+from matplotlib.figure import Figure
 
-import numpy as np  # noqa: E402
-
-import config  # noqa: E402
+import config
 from runtime import files
-from runtime.errors import UserError, run_cli  # noqa: E402
-from tools import raster
+from runtime.errors import UserError, run_cli
 
-WIDTH, HEIGHT = 960, 360
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 32, 44
+FIGSIZE = (10.0, 4.0)          # inches: two panels side by side
+DPI = 120                      # 1200 x 480 pixels
+WIDTH, HEIGHT = int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI)
+# The first two colours of matplotlib's default cycle, fixed so that a test can find the curves.
+BLUE, ORANGE = '#1f77b4', '#ff7f0e'
+STYLE = {'font.size': 11, 'axes.titlesize': 12, 'axes.labelsize': 11, 'legend.fontsize': 10,
+         'axes.spines.top': False, 'axes.spines.right': False, 'axes.grid': True, 'grid.alpha': 0.3,
+         'lines.linewidth': 2.0}
 
 
 def read_series(path, column):
@@ -52,68 +58,6 @@ def read_series(path, column):
     return np.array(steps), np.array(values)
 
 
-class Panel:
-    """One chart: a data rectangle inside an image region, mapping (step, value) to pixels."""
-
-    def __init__(self, image, left, top, right, bottom, x_range, y_range):
-        self.image = image
-        self.left, self.top = left + MARGIN_LEFT, top + MARGIN_TOP
-        self.right, self.bottom = right - MARGIN_RIGHT, bottom - MARGIN_BOTTOM
-        self.x_ticks = raster.nice_ticks(*x_range)
-        self.y_ticks = raster.nice_ticks(*y_range)
-        self.x_lo, self.x_hi = self.x_ticks[0], self.x_ticks[-1]
-        self.y_lo, self.y_hi = self.y_ticks[0], self.y_ticks[-1]
-
-    def to_pixels(self, x, y):
-        px = self.left + (np.asarray(x) - self.x_lo) / (self.x_hi - self.x_lo) * (self.right - self.left)
-        py = self.bottom - (np.asarray(y) - self.y_lo) / (self.y_hi - self.y_lo) * (self.bottom - self.top)
-        return px, py
-
-    def draw_axes(self, title, x_label='step'):
-        img = self.image
-        x_step = self.x_ticks[1] - self.x_ticks[0]
-        y_step = self.y_ticks[1] - self.y_ticks[0]
-        for x in self.x_ticks:
-            px, _ = self.to_pixels(x, self.y_lo)
-            raster.line(img, px, self.top, px, self.bottom, raster.GRAY)
-            raster.line(img, px, self.bottom, px, self.bottom + 4, raster.BLACK)
-            raster.text(img, int(px), self.bottom + 8, raster.tick_label(x, x_step), anchor='center')
-        for y in self.y_ticks:
-            _, py = self.to_pixels(self.x_lo, y)
-            raster.line(img, self.left, py, self.right, py, raster.GRAY)
-            raster.line(img, self.left - 4, py, self.left, py, raster.BLACK)
-            raster.text(img, self.left - 8, int(py) - 5, raster.tick_label(y, y_step), anchor='right')
-        raster.box(img, self.left, self.top, self.right, self.bottom, raster.BLACK)
-        raster.text(img, (self.left + self.right) // 2, self.top - 20, title, anchor='center')
-        raster.text(img, (self.left + self.right) // 2, self.bottom + 26, x_label, anchor='center')
-
-    def draw_series(self, steps, values, color, markers=False):
-        px, py = self.to_pixels(steps, values)
-        raster.polyline(self.image, px, py, color)
-        if markers or len(steps) == 1:
-            for x, y in zip(px, py):
-                raster.box(self.image, x - 2, y - 2, x + 2, y + 2, color, fill=True)
-
-    def legend(self, entries):
-        """Colour swatches and names in the corner of the panel with the least ink under them."""
-        width, height = 140, 16 * len(entries) + 4
-        corners = [(self.right - width - 4, self.bottom - height - 4), (self.left + 8, self.bottom - height - 4),
-                   (self.right - width - 4, self.top + 6), (self.left + 8, self.top + 6)]
-
-        def ink(corner):
-            x, y = corner
-            region = self.image[y:y + height, x:x + width]
-            return np.sum(np.any(region != np.array(raster.WHITE, np.uint8), axis=-1)
-                          & np.any(region != np.array(raster.GRAY, np.uint8), axis=-1))
-
-        x, y = min(corners, key=ink)
-        raster.box(self.image, x, y, x + width, y + height, raster.WHITE, fill=True)
-        for name, color in entries:
-            raster.line(self.image, x + 6, y + 8, x + 26, y + 8, color, width=3)
-            raster.text(self.image, x + 32, y + 4, name)
-            y += 16
-
-
 def _range(*arrays, floor=None, ceiling=None):
     """(lo, hi) of all values, widened when flat (one row so far) and kept inside [floor, ceiling]."""
     values = np.concatenate([a for a in arrays if len(a)]) if any(len(a) for a in arrays) else np.zeros(1)
@@ -128,7 +72,7 @@ def _range(*arrays, floor=None, ceiling=None):
 
 
 def draw_curves(results_dir):
-    """The two-panel figure as a uint8 [HEIGHT, WIDTH, 3] array. Raises UserError without any data."""
+    """The two-panel figure (a matplotlib Figure, not yet saved). Raises UserError without any data."""
     loss = read_series(os.path.join(results_dir, 'loss.csv'), 'loss')
     train_acc = read_series(os.path.join(results_dir, 'train_acc.csv'), 'train_acc')
     val_acc = read_series(os.path.join(results_dir, 'val_acc.csv'), 'val_acc')
@@ -136,27 +80,28 @@ def draw_curves(results_dir):
         raise UserError('no metrics rows in %s (loss.csv, train_acc.csv, val_acc.csv); train first with '
                         'python main.py --results=%s, or pass the --results folder of a run'
                         % (results_dir, results_dir))
-    image = raster.canvas(HEIGHT, WIDTH)
-    x_range = (0.0, _range(loss[0], train_acc[0], val_acc[0])[1])
-    half = WIDTH // 2
+    last_step = _range(loss[0], train_acc[0], val_acc[0])[1]
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=FIGSIZE, layout='constrained')
+        loss_axes, accuracy_axes = figure.subplots(1, 2)
 
-    left = Panel(image, 0, 0, half, HEIGHT, x_range, (0.0, _range(loss[1])[1]))
-    left.draw_axes('loss (margin + reconstruction)')
-    if len(loss[0]):
-        left.draw_series(*loss, raster.BLUE)
+        # A single row so far is a point: a marker makes it visible.
+        loss_axes.plot(*loss, color=BLUE, marker='o' if len(loss[0]) == 1 else None)
+        loss_axes.set(title='loss (margin + reconstruction)', xlabel='step', ylabel='loss',
+                      xlim=(0, last_step * 1.02), ylim=(0, _range(loss[1])[1] * 1.05))
 
-    right = Panel(image, half, 0, WIDTH, HEIGHT, x_range,
-                  _range(train_acc[1], val_acc[1], floor=0.0, ceiling=1.0))
-    right.draw_axes('accuracy')
-    entries = []
-    if len(train_acc[0]):
-        right.draw_series(*train_acc, raster.BLUE)
-        entries.append(('train', raster.BLUE))
-    if len(val_acc[0]):
-        right.draw_series(*val_acc, raster.ORANGE, markers=True)
-        entries.append(('validation', raster.ORANGE))
-    right.legend(entries)
-    return image
+        if len(train_acc[0]):
+            accuracy_axes.plot(*train_acc, color=BLUE, label='train (batch)',
+                               marker='o' if len(train_acc[0]) == 1 else None)
+        if len(val_acc[0]):
+            accuracy_axes.plot(*val_acc, color=ORANGE, marker='o', markersize=4, label='validation')
+        low, high = _range(train_acc[1], val_acc[1], floor=0.0, ceiling=1.0)
+        margin = 0.03 * (high - low)
+        accuracy_axes.set(title='accuracy', xlabel='step', ylabel='accuracy', xlim=(0, last_step * 1.02),
+                          ylim=(max(0.0, low - margin), high + margin))
+        if accuracy_axes.lines:
+            accuracy_axes.legend(loc='best')
+    return figure
 
 
 def build_parser():
@@ -170,7 +115,7 @@ def main(argv=None):
     def body():
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
         out = args.out or os.path.join(args.results, 'curves.png')
-        files.write_png(out, draw_curves(args.results))
+        files.write_figure(out, draw_curves(args.results), DPI)
         print('wrote %s' % out)
     return run_cli(body)
 

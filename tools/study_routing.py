@@ -12,7 +12,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+from runtime.quiet_start import import_tensorflow_quietly
+
+import_tensorflow_quietly()
 
 import config  # noqa: E402
 from evaluation import evaluate

@@ -1,0 +1,55 @@
+"""Start-up without TensorFlow's routine C++ log lines, unless the user asks for them.
+
+On a machine without a GPU, every command used to print, before its first line of output:
+`Could not find cuda drivers` and `cpu_feature_guard` notices, `E0000 ... failed call to cuInit`
+(an ERROR-level line from the CUDA platform probe, harmless on CPU), `MLIR V1 optimization pass is
+not enabled`, and on some CPUs the oneDNN notice. They come from two places:
+
+* lines logged while TensorFlow's shared libraries load (cudart_stub), before TensorFlow has read
+  TF_CPP_MIN_LOG_LEVEL and initialised its logging: no setting reaches them, so stderr is pointed
+  at /dev/null for the duration of `import tensorflow`;
+* lines logged later (cuInit, oneDNN, MLIR): TF_CPP_MIN_LOG_LEVEL=3 hides them. Level 2 is not
+  enough because the cuInit line is logged as an error.
+
+Python exceptions are unaffected: an error while importing is raised after stderr is restored,
+and every error a user can fix is reported by the project's own one-line messages.
+
+A TF_CPP_MIN_LOG_LEVEL set by the user wins and is left as it is: 0, 1 or 2 hide nothing at
+import and let TensorFlow filter the rest (0 shows everything).
+"""
+import importlib
+import os
+import sys
+
+LEVEL_VARIABLE = 'TF_CPP_MIN_LOG_LEVEL'
+QUIET_LEVEL = '3'  # hide INFO, WARNING and ERROR lines of TensorFlow's C++ runtime
+
+
+def quiet_tensorflow_logs():
+    """Sets TF_CPP_MIN_LOG_LEVEL=3 unless it is set already; returns whether start-up is quiet.
+
+    On its own (without import_tensorflow_quietly) this suits parents of TensorFlow processes:
+    the children inherit the setting.
+    """
+    return os.environ.setdefault(LEVEL_VARIABLE, QUIET_LEVEL) == QUIET_LEVEL
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow without its load-time log lines; call it before anything imports TensorFlow.
+
+    Only imports it when it is already loaded or the user chose a level other than 3.
+    """
+    quiet = quiet_tensorflow_logs()
+    if 'tensorflow' in sys.modules or not quiet:
+        importlib.import_module('tensorflow')
+        return
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    try:
+        with open(os.devnull, 'w') as devnull:
+            os.dup2(devnull.fileno(), 2)
+        importlib.import_module('tensorflow')
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
