@@ -135,7 +135,8 @@ def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, tot
             print('resuming from step %d (%s)' % (step, restored))
         logs = open_csvs(cfg.results, step)
         # A graph without best_saver (an older build_graph) trains without model selection.
-        best = checkpoints.BestCheckpoint(getattr(parts, 'best_saver', None), cfg.logdir)
+        best = checkpoints.BestCheckpoint(getattr(parts, 'best_saver', None), cfg.logdir,
+                                          parts.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES))
         writer = tf1.summary.FileWriter(cfg.logdir, parts.graph if step == 0 else None)
         if step:
             # Tells TensorBoard to drop events a killed run wrote past this step, as the CSVs do.
