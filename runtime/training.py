@@ -58,6 +58,18 @@ def open_session(parts, cfg=None):
     return tf1.Session(graph=parts.graph, config=session_config(cfg))
 
 
+@contextlib.contextmanager
+def closing_on_this_thread(sess):
+    """`with Session` minus its exit path for exceptions, which closes from a helper thread and waits
+    up to 30 s, logging 'Session failed to close after 30 seconds' when the input pipeline holds the
+    close up: a Ctrl-C or a UserError would then take 30 s and end on a TensorFlow error line."""
+    try:
+        with sess.graph.as_default(), sess.as_default():
+            yield sess
+    finally:
+        sess.close()
+
+
 def restore_or_initialize(sess, parts, cfg):
     """Restores the newest readable checkpoint of logdir, if any; returns (global step, its prefix)."""
     checkpoints.remove_partial_saves(cfg.logdir)
@@ -120,7 +132,7 @@ def train(cfg, build_graph=build_train_graph):
 
 
 def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop):
-    with open_session(parts, cfg) as sess:
+    with closing_on_this_thread(open_session(parts, cfg)) as sess:
         step, restored = restore_or_initialize(sess, parts, cfg)
         # Written after the restore: a run refused for other flags must not overwrite the old record.
         config.save_flags(cfg, os.path.join(cfg.logdir, 'flags.json'))
@@ -143,6 +155,7 @@ def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, tot
             writer.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), step)
         last_saved = step
         try:
+            stop.check()  # a Ctrl-C while the graph was built or restored: stop before the first step
             while step < total_steps:
                 epoch, skip = divmod(step, steps_per_epoch)
                 parts.train_input.initialize(sess, train_x, train_y,
