@@ -1,15 +1,16 @@
 """Checkpoint input/output that survives crashes: find the newest readable one, check it fits, save safely.
 
 What a crash can leave behind and what happens then:
-- killed during a save: TensorFlow writes into temporary files and renames them at the end, and the
-  `checkpoint` index file is replaced atomically afterwards, so the previous checkpoint stays the
-  newest complete one;
+- killed during a save: `save` writes under a staging name and renames the files into place, the
+  .index last, and the `checkpoint` state file is replaced atomically afterwards, so the previous
+  checkpoint stays the newest complete one (the next start deletes the staged leftovers);
 - a damaged newest checkpoint (truncated by a full disk, a bad copy): restore falls back to the next
   older one and says so, and refuses only when none can be read;
 - a checkpoint of another architecture (other capsule sizes, other layers): refused by comparing the
   shapes stored in it with the graph's, naming the variables and the flags that differ, instead of
   TensorFlow's page-long error;
-- a save that fails (disk full, folder not writable): a one-line error naming the last good one;
+- a save that fails (disk full, folder not writable): a one-line error naming the last good one,
+  for logdir and for logdir/best/ alike;
 - non-finite weights: never saved, so the newest checkpoint is always one training can go on from.
 
 Model selection (validation only; the test set never picks a step):
@@ -23,9 +24,11 @@ import glob
 import json
 import os
 import re
+import time
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import text_encoding
 
 from runtime import files
 from runtime.errors import UserError
@@ -140,10 +143,16 @@ def _flag_differences(logdir, current_flags):
 def remove_partial_saves(logdir):
     """Deletes what saves cut short by a kill left behind (TensorFlow's temporary files); returns them.
 
-    Only safe while no other run writes logdir, i.e. under its RunLock.
+    Only safe while no other run writes logdir, i.e. under its RunLock (a staged save renames its data
+    files before its .index, so one that is still running would lose them).
     """
-    leftovers = (glob.glob(os.path.join(glob.escape(logdir), '*.tempstate*'))
-                 + glob.glob(os.path.join(glob.escape(logdir), 'checkpoint.tmp*')))
+    leftovers = set(glob.glob(os.path.join(glob.escape(logdir), '*.tempstate*'))
+                    + glob.glob(os.path.join(glob.escape(logdir), 'checkpoint.tmp*')))
+    # A kill between renaming the data files and the .index leaves data files of no checkpoint.
+    for data_file in glob.glob(os.path.join(glob.escape(logdir), '*.data-*-of-*')):
+        if not os.path.exists(data_file.split('.data-')[0] + '.index'):
+            leftovers.add(data_file)
+    leftovers = sorted(leftovers)
     for path in leftovers:
         os.remove(path)
     return leftovers
@@ -158,25 +167,78 @@ def track_existing(saver, logdir, up_to_step, name=CHECKPOINT_NAME):
     saver.recover_last_checkpoints(list(reversed(older)))
 
 
-def save(sess, saver, prefix, step, variables):
-    """Saves `variables` as prefix-step, refusing non-finite values; one-line errors for disk trouble."""
+# Tests set this to 'STEP:PATH' to catch a save in the act: at STEP the save writes PATH once the data is
+# staged, then waits until PATH is deleted (or the process is killed) before putting the files in place.
+PAUSE_IN_SAVE_ENV = 'CAPSNET_TEST_PAUSE_IN_SAVE'
+STAGING_SUFFIX = '.tempstate'  # remove_partial_saves deletes what a save cut short left under this name
+
+
+def save(sess, saver, prefix, step, variables, write_meta_graph=True):
+    """Saves `variables` as prefix-step; the one way any checkpoint is written (latest and best/).
+
+    Refuses NaN/Inf weights, and turns disk trouble into a one-line CheckpointError naming the previous
+    checkpoint, which stays intact: the files are written under a staging name and renamed into place
+    (data first, the .index last: a checkpoint is found by its .index), then the `checkpoint` state file
+    is updated and checkpoints past the Saver's max_to_keep are deleted.
+    """
     bad = non_finite(sess, variables)
     if bad:
         raise NonFiniteWeights('weights became NaN or Inf by step %d (%s); nothing saved, the last checkpoint '
                                'is untouched; lower --learning_rate or check the data, then rerun to resume'
                                % (step, ', '.join(bad[:3])))
+    final = '%s-%d' % (prefix, step)
+    logdir = os.path.dirname(prefix) or '.'
     try:
-        return saver.save(sess, prefix, global_step=step)
+        staged = saver.save(sess, final + STAGING_SUFFIX, write_meta_graph=write_meta_graph, write_state=False)
+        _pause_if_asked(step)
+        _move_into_place(staged, final)
+        _record(saver, logdir, final)
     except (tf.errors.OpError, OSError) as e:
-        logdir = os.path.dirname(prefix) or '.'
         remove_partial_saves(logdir)  # a half-written data file can be as large as the whole checkpoint
         previous = [p for p in newest_first(logdir, os.path.basename(prefix))
                     if step_of(p) != step]
         kept = ('the previous one, %s, is intact' % os.path.basename(previous[0]) if previous
                 else 'there is no earlier checkpoint')
-        raise CheckpointError('cannot write checkpoint %s-%d (%s); %s; free disk space or choose another '
+        raise CheckpointError('cannot write checkpoint %s (%s); %s; free disk space or choose another '
                               '--logdir, then rerun the same command to resume'
-                              % (prefix, step, short_reason(e), kept)) from None
+                              % (final, short_reason(e), kept)) from None
+    return final
+
+
+def _pause_if_asked(step):
+    asked = os.environ.get(PAUSE_IN_SAVE_ENV, '')
+    pause_step, _, marker = asked.partition(':')
+    if not marker or pause_step != str(step):
+        return
+    files.atomic_write(marker, '%d\n' % step)
+    while os.path.exists(marker):
+        time.sleep(0.05)
+
+
+def _move_into_place(staged, final):
+    for data_file in sorted(glob.glob(glob.escape(staged) + '.data-*')):
+        os.replace(data_file, final + data_file[len(staged):])
+    if os.path.exists(staged + '.meta'):
+        os.replace(staged + '.meta', final + '.meta')
+    os.replace(staged + '.index', final + '.index')  # from here on the checkpoint exists
+
+
+def _record(saver, logdir, final):
+    """What Saver.save does after writing: the `checkpoint` state file and the max_to_keep rotation."""
+    kept = [p for p in saver.last_checkpoints if p != final] + [final]
+    max_to_keep = saver.saver_def.max_to_keep
+    dropped = kept[:-max_to_keep] if max_to_keep else []
+    kept = kept[len(dropped):]
+    # TensorFlow's text format of CheckpointState, as tf.train.latest_checkpoint reads it.
+    quoted = lambda path: '"%s"' % text_encoding.CEscape(path, as_utf8=True)
+    files.atomic_write(os.path.join(logdir, 'checkpoint'),
+                       'model_checkpoint_path: %s\n' % quoted(final)
+                       + ''.join('all_model_checkpoint_paths: %s\n' % quoted(p) for p in kept))
+    saver.set_last_checkpoints_with_time([(p, time.time()) for p in kept])
+    for old in dropped:
+        for old_file in glob.glob(glob.escape(old) + '.*'):
+            if re.search(r'\.(index|meta|data-\d+-of-\d+)$', old_file):
+                os.remove(old_file)
 
 
 def non_finite(sess, variables):
@@ -240,8 +302,9 @@ class BestCheckpoint:
     only replaces the best checkpoint with a strictly better one.
     """
 
-    def __init__(self, saver, logdir):
+    def __init__(self, saver, logdir, variables=()):
         self.saver = saver  # a Saver with max_to_keep=1; None turns model selection off
+        self.variables = list(variables)  # checked for NaN/Inf before each save
         self.folder = best_folder(logdir)
         state = read_best_state(logdir)
         self.step = state['step'] if state else None
@@ -256,8 +319,8 @@ class BestCheckpoint:
         if self.saver is None or not accuracy > self.accuracy:
             return False
         os.makedirs(self.folder, exist_ok=True)
-        self.saver.save(sess, os.path.join(self.folder, CHECKPOINT_NAME), global_step=step,
-                        write_meta_graph=False)
+        save(sess, self.saver, os.path.join(self.folder, CHECKPOINT_NAME), step, self.variables,
+             write_meta_graph=False)
         self.step, self.accuracy = int(step), float(accuracy)
         files.atomic_write(os.path.join(self.folder, BEST_STATE),
                            json.dumps({'step': self.step, 'val_acc': self.accuracy}) + '\n')

@@ -58,6 +58,18 @@ def open_session(parts, cfg=None):
     return tf1.Session(graph=parts.graph, config=session_config(cfg))
 
 
+@contextlib.contextmanager
+def closing_on_this_thread(sess):
+    """`with Session` minus its exit path for exceptions, which closes from a helper thread and waits
+    up to 30 s, logging 'Session failed to close after 30 seconds' when the input pipeline holds the
+    close up: a Ctrl-C or a UserError would then take 30 s and end on a TensorFlow error line."""
+    try:
+        with sess.graph.as_default(), sess.as_default():
+            yield sess
+    finally:
+        sess.close()
+
+
 def restore_or_initialize(sess, parts, cfg):
     """Restores the newest readable checkpoint of logdir, if any; returns (global step, its prefix)."""
     checkpoints.remove_partial_saves(cfg.logdir)
@@ -120,7 +132,7 @@ def train(cfg, build_graph=build_train_graph):
 
 
 def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop):
-    with open_session(parts, cfg) as sess:
+    with closing_on_this_thread(open_session(parts, cfg)) as sess:
         step, restored = restore_or_initialize(sess, parts, cfg)
         # Written after the restore: a run refused for other flags must not overwrite the old record.
         config.save_flags(cfg, os.path.join(cfg.logdir, 'flags.json'))
@@ -135,13 +147,15 @@ def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, tot
             print('resuming from step %d (%s)' % (step, restored))
         logs = open_csvs(cfg.results, step)
         # A graph without best_saver (an older build_graph) trains without model selection.
-        best = checkpoints.BestCheckpoint(getattr(parts, 'best_saver', None), cfg.logdir)
+        best = checkpoints.BestCheckpoint(getattr(parts, 'best_saver', None), cfg.logdir,
+                                          parts.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES))
         writer = tf1.summary.FileWriter(cfg.logdir, parts.graph if step == 0 else None)
         if step:
             # Tells TensorBoard to drop events a killed run wrote past this step, as the CSVs do.
             writer.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), step)
         last_saved = step
         try:
+            stop.check()  # a Ctrl-C while the graph was built or restored: stop before the first step
             while step < total_steps:
                 epoch, skip = divmod(step, steps_per_epoch)
                 parts.train_input.initialize(sess, train_x, train_y,

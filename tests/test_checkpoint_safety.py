@@ -215,3 +215,60 @@ def test_restoring_a_chosen_checkpoint_gives_the_same_one_line_errors(trained, t
         index_file.write_bytes(b'\0' * 64)
         with pytest.raises(checkpoints.CheckpointError, match='model.ckpt-5 cannot be read'):
             inference.restore(saver, sess, str(logdir / 'model.ckpt-5'))
+
+
+@contextlib.contextmanager
+def small_model_with_best(tmp_path, size=1000):
+    """A session on a graph of one variable, the Saver of logdir/best/ and its BestCheckpoint, as in training."""
+    graph = tf.Graph()
+    with graph.as_default():
+        weights = tf1.Variable(tf.ones([size]), name='weights')
+        set_value = tf1.placeholder(tf.float32, [size])
+        assign = tf1.assign(weights, set_value)
+        saver = tf1.train.Saver([weights], max_to_keep=1)
+    with tf1.Session(graph=graph) as sess:
+        sess.run(weights.initializer)
+        best = checkpoints.BestCheckpoint(saver, str(tmp_path / 'logdir'), [weights])
+        yield sess, best, lambda value: sess.run(assign, {set_value: np.full([size], value, np.float32)})
+
+
+def test_best_checkpoint_refuses_nan_weights_and_keeps_the_previous_best(tmp_path):
+    with small_model_with_best(tmp_path) as (sess, best, set_weights):
+        best_dir = tmp_path / 'logdir' / 'best'
+        assert best.offer(sess, 4, 0.5)
+        before = digest(best_dir.iterdir())
+        set_weights(np.nan)
+        with pytest.raises(checkpoints.NonFiniteWeights, match='weights became NaN or Inf by step 6 \\(weights\\)'):
+            best.offer(sess, 6, 0.9)
+        assert digest(best_dir.iterdir()) == before and (best.step, best.accuracy) == (4, 0.5)
+        assert checkpoints.read_best_state(str(tmp_path / 'logdir')) == {'step': 4, 'val_acc': 0.5}
+
+
+def test_best_checkpoint_write_error_is_one_line_and_keeps_the_previous_best(tmp_path):
+    with small_model_with_best(tmp_path, size=2 ** 18) as (sess, best, set_weights):
+        best_dir = tmp_path / 'logdir' / 'best'
+        assert best.offer(sess, 4, 0.5)
+        before = digest(best_dir.iterdir())
+        set_weights(2.0)
+        with file_size_limit(2 ** 19):
+            with pytest.raises(checkpoints.CheckpointError) as refused:
+                best.offer(sess, 6, 0.9)
+        message = str(refused.value)
+        assert '\n' not in message and message.startswith('cannot write checkpoint %s-6 (File too large)'
+                                                          % (best_dir / 'model.ckpt'))
+        assert 'the previous one, model.ckpt-4, is intact' in message
+        assert digest(best_dir.iterdir()) == before  # nothing staged left behind, best.json unchanged
+        assert tf.train.load_checkpoint(str(best_dir / 'model.ckpt-4')).get_tensor('weights')[0] == 1.0
+        assert best.offer(sess, 8, 0.95)  # and the next save, with room again, replaces it
+        assert names(best_dir) == ['model.ckpt-8']
+
+
+def test_save_keeps_max_to_keep_and_the_state_file_names_the_newest(tmp_path):
+    with small_model_with_best(tmp_path) as (sess, best, _):
+        logdir = tmp_path / 'logdir'
+        for step in (5, 10, 15):
+            checkpoints.save(sess, best.saver, str(logdir / 'model.ckpt'), step, best.variables)
+        assert names(logdir) == ['model.ckpt-15']  # max_to_keep=1, .meta files included
+        assert sorted(p.name for p in logdir.iterdir()) == ['checkpoint', 'model.ckpt-15.data-00000-of-00001',
+                                                            'model.ckpt-15.index', 'model.ckpt-15.meta']
+        assert tf.train.latest_checkpoint(str(logdir)) == str(logdir / 'model.ckpt-15')
