@@ -96,6 +96,8 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     a('--val_sum_freq', type=int, default=500, help='steps between validation evaluations')
     a('--save_freq', type=int, default=3, help='epochs between checkpoints (one is always saved at the end)')
     a('--keep_checkpoints', type=int, default=5, help='how many recent checkpoints to keep')
+    a('--time_limit', type=float, default=0, metavar='MINUTES',
+      help='stop between two steps after this many minutes, save, exit 75; rerun to continue (0: none)')
     return p
 
 
@@ -119,7 +121,7 @@ def validate(cfg):
         value = getattr(cfg, name, None)
         if value is not None and value < 1:
             raise ConfigError('--%s must be at least 1, got %s' % (name, value))
-    for name in ('max_steps', 'shift_pixels', 'intra_op_threads', 'inter_op_threads'):
+    for name in ('max_steps', 'shift_pixels', 'intra_op_threads', 'inter_op_threads', 'time_limit'):
         if getattr(cfg, name) < 0:
             raise ConfigError('--%s must be >= 0, got %s' % (name, getattr(cfg, name)))
     if not 0.0 <= cfg.m_minus < cfg.m_plus <= 1.0:
