@@ -7,6 +7,8 @@ no global state, so tests can parse as many configurations as they like.
 import argparse
 import json
 import os
+import shlex
+import sys
 
 from runtime import session
 from runtime.errors import ConfigError
@@ -96,19 +98,73 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     a('--val_sum_freq', type=int, default=500, help='steps between validation evaluations')
     a('--save_freq', type=int, default=3, help='epochs between checkpoints (one is always saved at the end)')
     a('--keep_checkpoints', type=int, default=5, help='how many recent checkpoints to keep')
+    a('--flagfile', action='append', default=None, metavar='FILE',
+      help='read flags from FILE (configs/*.flags) in its place; later flags override it')
     a('--time_limit', type=float, default=0, metavar='MINUTES',
       help='stop between two steps after this many minutes, save, exit 75; rerun to continue (0: none)')
     return p
 
 
 def parse(argv=None, parser=None):
-    """Parses argv (list of strings, without the program name) into a validated namespace."""
+    """Parses argv (list of strings, without the program name) into a validated namespace.
+
+    `--flagfile FILE` is replaced by the flags of FILE where it stands, so flags after it win.
+    """
     parser = parser or build_parser()
+    argv, flagfiles = expand_flagfiles(list(sys.argv[1:] if argv is None else argv))
     cfg = parser.parse_args(argv)
+    cfg.flagfile = flagfiles or None  # recorded in flags.json: which preset a run was made with
     validate(cfg)
     if cfg.data_dir is None:
         cfg.data_dir = os.path.join('data', cfg.dataset)
     return cfg
+
+
+MAX_FLAGFILE_DEPTH = 10
+
+
+def expand_flagfiles(argv, depth=0):
+    """(argv with every --flagfile FILE replaced by FILE's flags, the files read in order).
+
+    A flag file holds flags as on the command line, any number per line; `#` starts a comment.
+    """
+    expanded, read = [], []
+    k = 0
+    while k < len(argv):
+        arg = argv[k]
+        if arg == '--flagfile' or arg.startswith('--flagfile='):
+            if arg == '--flagfile':
+                if k + 1 >= len(argv):
+                    raise ConfigError('--flagfile needs a file name, e.g. --flagfile=configs/paper.flags')
+                path = argv[k + 1]
+                k += 1
+            else:
+                path = arg[len('--flagfile='):]
+            if depth >= MAX_FLAGFILE_DEPTH:
+                raise ConfigError('--flagfile=%s: flag files include each other more than %d deep; '
+                                  'remove the loop' % (path, MAX_FLAGFILE_DEPTH))
+            inner, inner_read = expand_flagfiles(read_flagfile(path), depth + 1)
+            expanded.extend(inner)
+            read.extend([path] + inner_read)
+        else:
+            expanded.append(arg)
+        k += 1
+    return expanded, read
+
+
+def read_flagfile(path):
+    """The flags of one flag file as a list of arguments; a ConfigError if it cannot be read."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, 'strerror', None) or type(e).__name__
+        raise ConfigError('cannot read --flagfile=%s (%s); give the path of a flags file such as '
+                          'configs/paper.flags' % (path, reason)) from None
+    try:
+        return shlex.split(text, comments=True)
+    except ValueError as e:
+        raise ConfigError('cannot parse --flagfile=%s (%s); fix its quoting' % (path, e)) from None
 
 
 def validate(cfg):
