@@ -90,8 +90,9 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     _bool(p, 'is_training', True, 'train (True) or restore the latest checkpoint and test (False)')
     _bool(p, 'robustness', False,
           'with --is_training=False: also test on randomly affine-warped test images (robustness.csv)')
-    a('--checkpoint', default='latest', choices=('latest', 'best'),
-      help='what --is_training=False tests: the newest checkpoint, or the one of best validation accuracy')
+    a('--checkpoint', default='latest', choices=('latest', 'best', 'pretrained'),
+      help='what --is_training=False tests: the newest checkpoint, the one of best validation accuracy, '
+           'or the trained model shipped in pretrained/')
     a('--logdir', default='logdir', help='checkpoints, TensorBoard events and flags.json')
     a('--results', default='results', help='folder of the CSV metrics')
     a('--train_sum_freq', type=int, default=100, help='steps between training summaries and CSV rows')
