@@ -33,12 +33,6 @@ def predict_labels(sess, pipeline, model, images, labels):
             return np.concatenate(predictions) if predictions else np.zeros([0], np.int32)
 
 
-def restore(saver, sess, checkpoint):
-    """Restores one given checkpoint into the session's graph; one-line errors if damaged or foreign."""
-    variables = sess.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
-    checkpoints.restore_exactly(sess, saver, checkpoint, variables)
-
-
 # --- One way to load a trained model for inference (evaluation, predict.py, figures, export) -------
 
 IMAGE_SIDE = 28
@@ -172,9 +166,13 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
         card, weights = read_pretrained_weights(pretrained_dir)
         flags, prefix = card.get('flags', {}), os.path.join(pretrained_dir or PRETRAINED_DIR, PRETRAINED_WEIGHTS)
     else:
-        newest_with_fallback = which == 'latest' and checkpoints.newest_first(logdir)
-        # 'best', or no checkpoint at all: a one-line error saying how to get one.
-        prefix = None if newest_with_fallback else checkpoints.find(logdir, which)
+        if which == 'latest' and checkpoints.newest_first(logdir):
+            prefix = None  # the newest readable one, restored below with fallback to older ones
+        else:
+            # By file name, not through best/checkpoint, whose absolute paths go stale when a logdir
+            # is copied or moved; find() gives the one-line error when there is none.
+            found = checkpoints.newest_first(checkpoints.best_folder(logdir)) if which == 'best' else []
+            prefix = found[0] if found else checkpoints.find(logdir, which)
         flags = run_flags(logdir, fallback_flags, warn)
     graph = tf.Graph()
     with graph.as_default():

@@ -205,18 +205,18 @@ def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(small_data, t
     assert tf.train.load_checkpoint(str(logdir / 'model.ckpt-5')).get_tensor('global_step') == 5
 
 
-def test_restoring_a_chosen_checkpoint_gives_the_same_one_line_errors(trained, tmp_path):
-    logdir = copy_of(trained, tmp_path)
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf.zeros([1, 28, 28, 1])
-        capsNet.CapsNet(images, tf.zeros([1], tf.int32), capsNet.ModelConfig(digit_caps_bias=True))
-        tf1.train.get_or_create_global_step()
-        saver = tf1.train.Saver()
-    with tf1.Session(graph=graph) as sess:
+def test_load_model_refuses_foreign_and_damaged_checkpoints_in_one_line(trained, tmp_path):
+    logdir = copy_of(trained, tmp_path)  # a copy: best/checkpoint still names the original folder
+    flags = (logdir / 'flags.json').read_text()
+    (logdir / 'flags.json').write_text(flags.replace('"digit_caps_bias": false', '"digit_caps_bias": true'))
+    for which in ('latest', 'best'):
         with pytest.raises(checkpoints.CheckpointError, match='digit_caps/biases is missing there'):
-            inference.restore(saver, sess, str(logdir / 'model.ckpt-5'))
-        index_file = logdir / 'model.ckpt-5.index'
-        index_file.write_bytes(b'\0' * 64)
-        with pytest.raises(checkpoints.CheckpointError, match='model.ckpt-5 cannot be read'):
-            inference.restore(saver, sess, str(logdir / 'model.ckpt-5'))
+            inference.load_model(str(logdir), which)
+    (logdir / 'flags.json').write_text(flags)
+    best = checkpoints.newest_first(str(logdir / 'best'))[0]
+    with inference.load_model(str(logdir), 'best') as model:
+        assert model.checkpoint == best  # the copy's own file, not the original's
+    with open(best + '.index', 'wb') as index_file:
+        index_file.write(b'\0' * 64)
+    with pytest.raises(checkpoints.CheckpointError, match='model.ckpt-\\d+ cannot be read'):
+        inference.load_model(str(logdir), 'best')
