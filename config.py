@@ -8,6 +8,8 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
+import sys
 
 from runtime import session
 from runtime.errors import ConfigError
@@ -117,25 +119,82 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     _bool(p, 'is_training', True, 'train (True) or restore the latest checkpoint and test (False)')
     _bool(p, 'robustness', False,
           'with --is_training=False: also test on randomly affine-warped test images (robustness.csv)')
-    a('--checkpoint', default='latest', choices=('latest', 'best'),
-      help='what --is_training=False tests: the newest checkpoint, or the one of best validation accuracy')
+    a('--checkpoint', default='latest', choices=('latest', 'best', 'pretrained'),
+      help='what --is_training=False tests: the newest checkpoint, the one of best validation accuracy, '
+           'or the trained model shipped in pretrained/')
     a('--logdir', default='logdir', help='checkpoints, TensorBoard events and flags.json')
     a('--results', default='results', help='folder of the CSV metrics')
     a('--train_sum_freq', type=int, default=100, help='steps between training summaries and CSV rows')
     a('--val_sum_freq', type=int, default=500, help='steps between validation evaluations')
     a('--save_freq', type=int, default=3, help='epochs between checkpoints (one is always saved at the end)')
     a('--keep_checkpoints', type=int, default=5, help='how many recent checkpoints to keep')
+    a('--flagfile', action='append', default=None, metavar='FILE',
+      help='read flags from FILE (configs/*.flags) in its place; later flags override it')
+    a('--time_limit', type=float, default=0, metavar='MINUTES',
+      help='stop between two steps after this many minutes, save, exit 75; rerun to continue (0: none)')
     return p
 
 
 def parse(argv=None, parser=None):
-    """Parses argv (list of strings, without the program name) into a validated namespace."""
+    """Parses argv (list of strings, without the program name) into a validated namespace.
+
+    `--flagfile FILE` is replaced by the flags of FILE where it stands, so flags after it win.
+    """
     parser = parser or build_parser()
+    argv, flagfiles = expand_flagfiles(list(sys.argv[1:] if argv is None else argv))
     cfg = parser.parse_args(argv)
+    cfg.flagfile = flagfiles or None  # recorded in flags.json: which preset a run was made with
     validate(cfg)
     if cfg.data_dir is None:
         cfg.data_dir = os.path.join('data', cfg.dataset)
     return cfg
+
+
+MAX_FLAGFILE_DEPTH = 10
+
+
+def expand_flagfiles(argv, depth=0):
+    """(argv with every --flagfile FILE replaced by FILE's flags, the files read in order).
+
+    A flag file holds flags as on the command line, any number per line; `#` starts a comment.
+    """
+    expanded, read = [], []
+    k = 0
+    while k < len(argv):
+        arg = argv[k]
+        if arg == '--flagfile' or arg.startswith('--flagfile='):
+            if arg == '--flagfile':
+                if k + 1 >= len(argv):
+                    raise ConfigError('--flagfile needs a file name, e.g. --flagfile=configs/paper.flags')
+                path = argv[k + 1]
+                k += 1
+            else:
+                path = arg[len('--flagfile='):]
+            if depth >= MAX_FLAGFILE_DEPTH:
+                raise ConfigError('--flagfile=%s: flag files include each other more than %d deep; '
+                                  'remove the loop' % (path, MAX_FLAGFILE_DEPTH))
+            inner, inner_read = expand_flagfiles(read_flagfile(path), depth + 1)
+            expanded.extend(inner)
+            read.extend([path] + inner_read)
+        else:
+            expanded.append(arg)
+        k += 1
+    return expanded, read
+
+
+def read_flagfile(path):
+    """The flags of one flag file as a list of arguments; a ConfigError if it cannot be read."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, 'strerror', None) or type(e).__name__
+        raise ConfigError('cannot read --flagfile=%s (%s); give the path of a flags file such as '
+                          'configs/paper.flags' % (path, reason)) from None
+    try:
+        return shlex.split(text, comments=True)
+    except ValueError as e:
+        raise ConfigError('cannot parse --flagfile=%s (%s); fix its quoting' % (path, e)) from None
 
 
 def validate(cfg):
@@ -148,7 +207,7 @@ def validate(cfg):
         value = getattr(cfg, name, None)
         if value is not None and value < 1:
             raise ConfigError('--%s must be at least 1, got %s' % (name, value))
-    for name in ('max_steps', 'shift_pixels', 'intra_op_threads', 'inter_op_threads'):
+    for name in ('max_steps', 'shift_pixels', 'intra_op_threads', 'inter_op_threads', 'time_limit'):
         if getattr(cfg, name) < 0:
             raise ConfigError('--%s must be >= 0, got %s' % (name, getattr(cfg, name)))
     if not 0.0 <= cfg.m_minus < cfg.m_plus <= 1.0:

@@ -1,7 +1,8 @@
 """Classify your own digit images with a trained checkpoint.
 
     python predict.py my_digits/                          # every image in the folder
-    python predict.py seven.png scan.jpg --invert         # black ink on white paper
+    python predict.py seven.png scan.jpg                  # black ink on white paper is inverted by itself
+    python predict.py light_digit_on_grey.png --invert=False   # unless told not to
     python predict.py t10k-images-idx3-ubyte.gz --output predictions.csv
     python predict.py a.png --reconstructions recon/      # input | reconstruction PNGs
 
@@ -12,10 +13,8 @@ status is then 1.
 """
 import argparse
 import csv
-import json
 import os
 import sys
-import types
 
 from runtime.quiet_start import import_tensorflow_quietly
 
@@ -23,15 +22,11 @@ from runtime.quiet_start import import_tensorflow_quietly
 import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-import capsNet  # noqa: E402
 import config  # noqa: E402
-from evaluation import digit_images
-from runtime import checkpoints, files, inference, session
+from evaluation import digit_images  # noqa: E402
+from runtime import files, inference  # noqa: E402
 from runtime.errors import UserError, run_cli  # noqa: E402
-
-tf1 = tf.compat.v1
 
 BATCH_SIZE = 100
 
@@ -46,9 +41,12 @@ def build_parser():
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('images', nargs='+', help='image files, folders of images, or IDX image files')
     p.add_argument('--logdir', default='logdir', help='training folder with checkpoints and flags.json')
-    p.add_argument('--checkpoint', default='latest', choices=checkpoints.CHOICES,
-                   help='the newest checkpoint, or the one of best validation accuracy')
-    p.add_argument('--invert', action='store_true', help='images are dark ink on light paper (scans)')
+    p.add_argument('--checkpoint', default='latest', choices=inference.LOAD_CHOICES,
+                   help='the newest checkpoint of --logdir, the one of best validation accuracy, or the '
+                        'trained model shipped in pretrained/')
+    p.add_argument('--invert', type=config.str2bool, nargs='?', const=True, default=None, metavar='BOOL',
+                   help='True: images are dark ink on light paper (scans), invert them; False: never invert; '
+                        'not given: invert each image file whose border is light, with a note')
     p.add_argument('--fit', default='auto', choices=digit_images.FITS,
                    help='auto: 28x28 as is, others like MNIST (20x20 box, centre of mass); see digit_images.py')
     p.add_argument('--output', default=None, help='also write all predictions to this CSV file')
@@ -92,45 +90,13 @@ def read_digits(files, reader):
     return names, digits, notes, errors
 
 
-def model_config(logdir):
-    """The ModelConfig the run in logdir was trained with (from flags.json), defaults if absent."""
-    path = os.path.join(logdir, 'flags.json')
-    if not os.path.exists(path):
-        print('note: no flags.json in %s; building the model with the default flags' % logdir, file=sys.stderr)
-        return capsNet.ModelConfig()
-    try:
-        with open(path) as f:
-            flags = json.load(f)
-    except (OSError, ValueError) as e:
-        raise UserError('cannot read %s (%s); restore it or delete it to use the default flags'
-                        % (path, type(e).__name__)) from None
-    return capsNet.ModelConfig.from_flags(types.SimpleNamespace(**flags))
-
-
 def predict(digits, logdir, which='latest'):
     """(predictions int [N], lengths [N, 10], reconstructions [N, 28, 28], checkpoint, step)."""
-    checkpoint = checkpoints.find(logdir, which)
-    cfg = model_config(logdir)
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf1.placeholder(tf.float32, [None, 28, 28, 1], 'images')
-        # Labels only feed the loss; with training=False the decoder is masked by the prediction.
-        model = capsNet.CapsNet(images, tf.zeros(tf.shape(images)[:1], tf.int32), cfg, training=False)
-        global_step = tf1.train.get_or_create_global_step()
-        saver = tf1.train.Saver(tf1.global_variables())
-    outputs = [], [], []
-    with tf1.Session(graph=graph, config=session.session_config()) as sess:
-        inference.restore(saver, sess, checkpoint)
-        step = int(sess.run(global_step))
-        for start in range(0, len(digits), BATCH_SIZE):
-            batch = digits[start:start + BATCH_SIZE, :, :, None]
-            for out, value in zip(outputs, sess.run(
-                    [model.predictions, model.lengths, model.reconstructions], {images: batch})):
-                out.append(value)
-    predictions, lengths, recon = (np.concatenate(o) if o else None for o in outputs)
-    if predictions is None:
-        predictions, lengths, recon = np.zeros(0, int), np.zeros((0, 10)), np.zeros((0, 784))
-    return predictions, lengths, recon.reshape(-1, 28, 28), checkpoint, step
+    with inference.load_model(logdir, which) as trained:
+        model = trained.model
+        predictions, lengths, recon = trained.run([model.predictions, model.lengths, model.reconstructions],
+                                                  digits, BATCH_SIZE)
+        return predictions, lengths, recon.reshape(-1, 28, 28), trained.checkpoint, trained.step
 
 
 def format_line(name, prediction, lengths):

@@ -84,7 +84,9 @@ def looks_inverted(gray):
 class DigitReader:
     """Reads image files into [N, 28, 28] float digits; one private TF graph for decode and resize."""
 
-    def __init__(self, fit='auto', invert=False):
+    def __init__(self, fit='auto', invert=None):
+        # invert: True or False forces it; None inverts image files that look like dark ink on light
+        # paper. IDX files are MNIST-style by definition and are inverted only when forced.
         if fit not in FITS:
             raise UserError('unknown fit %r; choose one of: %s' % (fit, ', '.join(FITS)))
         self.fit, self.invert = fit, invert
@@ -123,10 +125,13 @@ class DigitReader:
             raise ImageError('corrupt %s image (%s)' % (kind, _decoder_reason(e.message))) from None
         gray = to_gray(pixels)
         notes = []
-        if self.invert:
+        invert = self.invert
+        if invert is None:  # auto: MNIST is light ink on dark, so a light border means a scan of paper
+            invert = looks_inverted(gray)
+            if invert:
+                notes.append('looks like dark ink on light paper: inverted it (--invert=False keeps it as is)')
+        if invert:
             gray = 1.0 - gray
-        elif looks_inverted(gray):
-            notes.append('looks like dark ink on light paper; pass --invert')
         return self.fit_digit(gray)[None], notes, False
 
     def _from_idx(self, path):

@@ -6,16 +6,10 @@ import os
 import sys
 
 import numpy as np
-import tensorflow as tf
 
-import capsNet
 import utils
 from evaluation import metrics, robustness
-from runtime import checkpoints, files
-from runtime.inference import predict_labels
-from runtime.session import session_config
-
-tf1 = tf.compat.v1
+from runtime import files, inference
 
 
 def _warn(message):
@@ -23,31 +17,17 @@ def _warn(message):
 
 
 def evaluate(cfg):
-    """Test accuracy of cfg.checkpoint ('latest' or validation-'best') on all test images; appends test_acc.csv."""
-    if cfg.checkpoint == 'latest' and checkpoints.newest_first(cfg.logdir):
-        chosen = None  # the newest readable one, found below (older ones if the newest is damaged)
-    else:
-        chosen = checkpoints.find(cfg.logdir, cfg.checkpoint)  # or a one-line error saying how to get one
+    """Test accuracy of cfg.checkpoint (latest, validation-best or pretrained) on all test images;
+    appends test_acc.csv. The model is built from the run's flags.json (the command line's flags if the
+    run has none)."""
     test_x, test_y = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
-    graph = tf.Graph()
-    with graph.as_default():
-        pipeline = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input')
-        model = capsNet.CapsNet(pipeline.images, pipeline.labels, capsNet.ModelConfig.from_flags(cfg),
-                                training=False)
-        global_step = tf1.train.get_or_create_global_step()
-        variables = tf1.global_variables()
-        saver = tf1.train.Saver(variables)
-    with tf1.Session(graph=graph, config=session_config(cfg)) as sess:
-        if chosen is None:
-            checkpoint = checkpoints.restore_newest(sess, saver, cfg.logdir, variables,
-                                                    warn=_warn, current_flags=vars(cfg))
-        else:
-            checkpoint = checkpoints.restore_exactly(sess, saver, chosen, variables, vars(cfg))
-        step = int(sess.run(global_step))
-        predictions = predict_labels(sess, pipeline, model, test_x, test_y)
+    with inference.load_model(cfg.logdir, cfg.checkpoint, fallback_flags=cfg, session_flags=cfg,
+                              warn=_warn) as trained:
+        step, checkpoint = trained.step, trained.checkpoint
+        predictions = trained.predict_uint8(test_x, cfg.eval_batch_size)
         if cfg.robustness:
             affine_x = robustness.affine_test_set(test_x, cfg.seed)
-            affine_predictions = predict_labels(sess, pipeline, model, affine_x, test_y)
+            affine_predictions = trained.predict_uint8(affine_x, cfg.eval_batch_size)
     correct = int(np.sum(predictions == test_y))
     accuracy = correct / len(test_x)
     files.CsvLog(os.path.join(cfg.results, 'test_acc.csv'), 'step,test_acc').append(step, accuracy)

@@ -5,6 +5,7 @@
 import contextlib
 import os
 import sys
+import time
 import types
 
 import numpy as np
@@ -15,7 +16,7 @@ import capsNet
 import config
 import utils
 from runtime import checkpoints, files
-from runtime.errors import NonFiniteLoss, TrainingInterrupted
+from runtime.errors import NonFiniteLoss, TimeLimitReached, TrainingInterrupted
 from runtime.graceful_stop import GracefulStop, StopRequested, signals_ignored
 from runtime.inference import count_correct
 from runtime.runlock import RunLock
@@ -24,6 +25,8 @@ from runtime.session import session_config
 tf1 = tf.compat.v1
 
 CHECKPOINT_NAME = checkpoints.CHECKPOINT_NAME
+# Monotonic: a clock set back or forward (NTP, a laptop waking up) must not cut a run short.
+clock = time.monotonic
 CSV_HEADERS = {'loss': 'step,loss', 'train_acc': 'step,train_acc', 'val_acc': 'step,val_acc'}
 
 
@@ -132,6 +135,8 @@ def train(cfg, build_graph=build_train_graph):
 
 
 def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop):
+    time_limit = getattr(cfg, 'time_limit', 0)
+    deadline = clock() + 60.0 * time_limit if time_limit else None
     with closing_on_this_thread(open_session(parts, cfg)) as sess:
         step, restored = restore_or_initialize(sess, parts, cfg)
         # Written after the restore: a run refused for other flags must not overwrite the old record.
@@ -171,6 +176,11 @@ def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, tot
                         if step % cfg.val_sum_freq == 0:
                             best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
                         stop.check()  # here the step and its rows are complete
+                        if deadline is not None and step < total_steps and clock() >= deadline:
+                            if step != last_saved:
+                                save_checkpoint(sess, parts, cfg, step)
+                            raise TimeLimitReached('time limit reached at step %d; run the same command '
+                                                   'to continue' % step)
                 if step % (cfg.save_freq * steps_per_epoch) == 0 or step == total_steps:
                     save_checkpoint(sess, parts, cfg, step)
                     last_saved = step

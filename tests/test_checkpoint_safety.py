@@ -94,15 +94,20 @@ def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(sma
                                                                              capsys):
     logdir = copy_of(trained, tmp_path)
     flags_before = (logdir / 'flags.json').read_text()
-    for flags in (['--is_training=False', '--digit_caps_bias=True'], ['--digit_caps_bias=True']):
-        code = run_main(tiny_run_args(small_data, tmp_path, *flags))
-        err = capsys.readouterr().err
-        assert code != 0 and 'Traceback' not in err
-        line = last_line(err)
-        assert line.startswith('error: checkpoint %s was made by a different model' % (logdir / 'model.ckpt-10'))
-        assert 'digit_caps/biases is missing there' in line
-        assert 'it was trained with --digit_caps_bias=False (now True)' in line
+    code = run_main(tiny_run_args(small_data, tmp_path, '--digit_caps_bias=True'))
+    err = capsys.readouterr().err
+    assert code != 0 and 'Traceback' not in err
+    line = last_line(err)
+    assert line.startswith('error: checkpoint %s was made by a different model' % (logdir / 'model.ckpt-10'))
+    assert 'digit_caps/biases is missing there' in line
+    assert 'it was trained with --digit_caps_bias=False (now True)' in line
     assert (logdir / 'flags.json').read_text() == flags_before  # the refused run kept the record
+    # Testing builds the model from flags.json, so a stray architecture flag cannot break it.
+    assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False', '--digit_caps_bias=True')) == 0
+    # A flags.json that does not match its checkpoint is refused the same way.
+    (logdir / 'flags.json').write_text(flags_before.replace('"digit_caps_bias": false', '"digit_caps_bias": true'))
+    assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False')) != 0
+    assert 'digit_caps/biases is missing there' in last_line(capsys.readouterr().err)
 
 
 def test_other_capsule_shape_is_refused(small_data, trained, tmp_path, capsys):
@@ -200,21 +205,21 @@ def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(small_data, t
     assert tf.train.load_checkpoint(str(logdir / 'model.ckpt-5')).get_tensor('global_step') == 5
 
 
-def test_restoring_a_chosen_checkpoint_gives_the_same_one_line_errors(trained, tmp_path):
-    logdir = copy_of(trained, tmp_path)
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf.zeros([1, 28, 28, 1])
-        capsNet.CapsNet(images, tf.zeros([1], tf.int32), capsNet.ModelConfig(digit_caps_bias=True))
-        tf1.train.get_or_create_global_step()
-        saver = tf1.train.Saver()
-    with tf1.Session(graph=graph) as sess:
+def test_load_model_refuses_foreign_and_damaged_checkpoints_in_one_line(trained, tmp_path):
+    logdir = copy_of(trained, tmp_path)  # a copy: best/checkpoint still names the original folder
+    flags = (logdir / 'flags.json').read_text()
+    (logdir / 'flags.json').write_text(flags.replace('"digit_caps_bias": false', '"digit_caps_bias": true'))
+    for which in ('latest', 'best'):
         with pytest.raises(checkpoints.CheckpointError, match='digit_caps/biases is missing there'):
-            inference.restore(saver, sess, str(logdir / 'model.ckpt-5'))
-        index_file = logdir / 'model.ckpt-5.index'
-        index_file.write_bytes(b'\0' * 64)
-        with pytest.raises(checkpoints.CheckpointError, match='model.ckpt-5 cannot be read'):
-            inference.restore(saver, sess, str(logdir / 'model.ckpt-5'))
+            inference.load_model(str(logdir), which)
+    (logdir / 'flags.json').write_text(flags)
+    best = checkpoints.newest_first(str(logdir / 'best'))[0]
+    with inference.load_model(str(logdir), 'best') as model:
+        assert model.checkpoint == best  # the copy's own file, not the original's
+    with open(best + '.index', 'wb') as index_file:
+        index_file.write(b'\0' * 64)
+    with pytest.raises(checkpoints.CheckpointError, match='model.ckpt-\\d+ cannot be read'):
+        inference.load_model(str(logdir), 'best')
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REAL_MNIST, make_digits, write_idx
+from pngcheck import read_png
 
 import capsNet
 import config
@@ -172,18 +173,47 @@ def test_28x28_png_rgb_and_alpha_are_read_exactly(reader, tmp_path):
     assert with_alpha[0, 0, 0] == 1.0 and with_alpha[0, 1, 1] == pytest.approx(gray[1, 1] / 255.0)
 
 
-def test_invert_and_the_hint_for_dark_ink(tmp_path):
+def scan_of_a_digit(tmp_path):
     x, _ = make_digits(1, seed=15)
-    paper = 255 - x[0]  # black-on-white scan of the same digit
     path = tmp_path / 'scan.png'
-    path.write_bytes(encode(paper[..., None]))
-    plain = digit_images.DigitReader('auto')
-    _, notes, _ = plain.read(str(path))
-    assert notes == ['looks like dark ink on light paper; pass --invert']
-    inverted = digit_images.DigitReader('auto', invert=True)
-    digits, notes, _ = inverted.read(str(path))
-    np.testing.assert_allclose(digits[0], x[0] / 255.0, atol=1e-12)
+    path.write_bytes(encode((255 - x[0])[..., None]))  # black-on-white scan of the same digit
+    return x[0], path
+
+
+def test_dark_ink_is_inverted_unless_told_otherwise(tmp_path):
+    digit, path = scan_of_a_digit(tmp_path)
+    auto, notes, _ = digit_images.DigitReader('auto').read(str(path))
+    np.testing.assert_allclose(auto[0], digit / 255.0, atol=1e-12)
+    assert notes == ['looks like dark ink on light paper: inverted it (--invert=False keeps it as is)']
+    forced, notes, _ = digit_images.DigitReader('auto', invert=True).read(str(path))
+    np.testing.assert_allclose(forced[0], digit / 255.0, atol=1e-12)
     assert notes == []
+    kept, notes, _ = digit_images.DigitReader('auto', invert=False).read(str(path))
+    np.testing.assert_allclose(kept[0], 1.0 - digit / 255.0, atol=1e-12)
+    assert notes == []
+    # A light-ink image is left alone by auto, and inverted when forced.
+    path.write_bytes(encode(digit[..., None]))
+    light, notes, _ = digit_images.DigitReader('auto').read(str(path))
+    np.testing.assert_allclose(light[0], digit / 255.0, atol=1e-12)
+    assert notes == []
+
+
+@pytest.mark.parametrize('flag, inverted, noted', [([], True, True), (['--invert'], True, False),
+                                                    (['--invert=True'], True, False),
+                                                    (['--invert=False'], False, False)])
+def test_predict_inverts_scans_by_itself_and_obeys_invert(flag, inverted, noted, logdir, tmp_path, capsys):
+    digit, path = scan_of_a_digit(tmp_path)
+    recon = tmp_path / 'recon'
+    assert predict.main([str(path), '--logdir', str(logdir), '--reconstructions', str(recon)] + flag) == 0
+    err = capsys.readouterr().err
+    assert ('inverted it (--invert=False keeps it as is)' in err) is noted
+    model_input = read_png(str(recon / 'scan.png'))[:, :28]  # input | reconstruction
+    np.testing.assert_array_equal(model_input, digit if inverted else 255 - digit)
+
+
+def test_invert_flag_refuses_other_words(capsys):
+    assert predict.main(['a.png', '--invert=sometimes']) == 2
+    assert 'bad argument: argument --invert: expected True or False' in capsys.readouterr().err
 
 
 def test_resize_fit_keeps_position_and_averages(tmp_path):
@@ -237,7 +267,7 @@ REAL_LOGDIR = os.environ.get('CAPSNET_REAL_LOGDIR')
                     reason='set CAPSNET_REAL_LOGDIR to a logdir trained on real MNIST')
 def test_real_mnist_test_images_as_png_and_scans(tmp_path, capsys):
     """Real test digits written as PNGs, and as 3x larger black-on-white RGB JPEG 'scans' read with
-    --invert (so they go through the MNIST fit), are classified as their labels."""
+    auto-inversion (so they go through the MNIST fit), are classified as their labels."""
     images, labels = utils.load_split(str(REAL_MNIST), 'test', verify=False)
     n = 20
     for k in range(n):
@@ -246,7 +276,7 @@ def test_real_mnist_test_images_as_png_and_scans(tmp_path, capsys):
         scan = np.pad(scan, ((10, 30), (25, 5), (0, 0)), constant_values=255)  # off-centre on paper
         (tmp_path / 'scan').mkdir(exist_ok=True)
         (tmp_path / 'scan' / ('%02d.jpg' % k)).write_bytes(encode(scan, 'jpeg'))
-    for folder, extra in (('png', []), ('scan', ['--invert'])):
+    for folder, extra in (('png', []), ('scan', [])):  # the scans are inverted by themselves
         out = tmp_path / (folder + '.csv')
         assert predict.main([str(tmp_path / folder), '--logdir', REAL_LOGDIR, '--output', str(out)] + extra) == 0
         predicted = np.array([int(r[1]) for r in read_rows(out)[1:]])

@@ -25,7 +25,7 @@ import capsNet  # noqa: E402
 import config  # noqa: E402
 import utils  # noqa: E402
 from evaluation import metrics
-from runtime import checkpoints, files, inference, session
+from runtime import files, inference
 from runtime.errors import UserError, run_cli  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -46,20 +46,17 @@ class Decoder:
     and free capsule vectors -> decoded images (for perturbations)."""
 
     def __init__(self, cfg):
-        checkpoint = checkpoints.find(cfg.logdir, cfg.checkpoint)  # --checkpoint latest|best, as evaluate
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.images = tf1.placeholder(tf.float32, [None, SIDE, SIDE, 1], 'images')
-            self.model = capsNet.CapsNet(self.images, tf.zeros(tf.shape(self.images)[:1], tf.int32),
-                                         capsNet.ModelConfig.from_flags(cfg), training=False)
-            self.masked = tf1.placeholder(tf.float32, [None, capsNet.NUM_CLASSES * 16], 'masked_caps')
+        def free_capsule_decoder(model, images):
+            masked = tf1.placeholder(tf.float32, [None, capsNet.NUM_CLASSES * 16], 'masked_caps')
             with tf1.variable_scope(tf1.get_variable_scope(), reuse=True):
-                self.decoded = capsLayer.decoder(self.masked, SIDE * SIDE)          # [N, 784]
-            tf1.train.get_or_create_global_step()
-            saver = tf1.train.Saver(tf1.global_variables())
-            self.sess = tf1.Session(graph=self.graph, config=session.session_config())
-            inference.restore(saver, self.sess, checkpoint)
-        self.checkpoint = checkpoint
+                return masked, capsLayer.decoder(masked, SIDE * SIDE)             # [N, 784]
+
+        # --checkpoint latest|best|pretrained, as evaluation; the model is built from the run's flags.json.
+        self.trained = inference.load_model(cfg.logdir, cfg.checkpoint, fallback_flags=cfg,
+                                            extend_graph=free_capsule_decoder)
+        self.sess, self.images, self.model = self.trained.sess, self.trained.images, self.trained.model
+        self.masked, self.decoded = self.trained.extra
+        self.checkpoint = self.trained.checkpoint
 
     def encode(self, images_uint8):
         """(v_j [N, 10, 16], predictions [N], reconstructions [N, 28, 28] in [0, 1])."""

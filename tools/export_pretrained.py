@@ -1,0 +1,190 @@
+"""Turn a trained run's checkpoint into pretrained/: the weights only, and a card of what they score.
+
+    python -m tools.export_pretrained --logdir RUN/logdir --checkpoint best --data_dir data/mnist
+
+Keeps the model's own variables (no Adam slots, no step counter: the step goes into the card),
+tests them on the whole test set in float32 and again rounded to float16, and stores float16 when
+that changes no test prediction's correctness count (half the size), float32 otherwise. Then it loads
+the written files back through `--checkpoint pretrained` and checks they score what the card says.
+Writes OUT/weights.npz, OUT/card.json (machine-readable) and OUT/CARD.md.
+"""
+import io
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+
+import config  # noqa: E402
+import utils  # noqa: E402
+from runtime import checkpoints, files, inference  # noqa: E402
+from runtime.errors import UserError, run_cli  # noqa: E402
+from tools import provenance  # noqa: E402
+
+# Flags that describe this machine's folders, not the model: left out of the card.
+LOCAL_FLAGS = ('logdir', 'results', 'data_dir')
+
+
+def build_parser():
+    p = config.command_parser('Export a checkpoint of a run as the pretrained model (weights + card).')
+    p.add_argument('--logdir', required=True, help='the training run\'s logdir (checkpoints, flags.json)')
+    p.add_argument('--checkpoint', default='best', choices=checkpoints.CHOICES,
+                   help='which checkpoint of the run: validation-selected or newest')
+    p.add_argument('--data_dir', default=None, help='the data set\'s IDX files (default data/DATASET)')
+    p.add_argument('--verify_data', type=config.str2bool, default=True, help='check the data checksums')
+    p.add_argument('--results', default=None,
+                   help='the run\'s results folder, for the validation accuracy of --checkpoint=latest')
+    p.add_argument('--out', default=inference.PRETRAINED_DIR, help='folder to write (replaced files)')
+    p.add_argument('--batch_size', type=int, default=500, help='test-set batch size')
+    return p
+
+
+def test_errors(trained, test_x, test_y, batch_size):
+    return int(np.sum(trained.predict_uint8(test_x, batch_size) != test_y))
+
+
+def load_weights(trained, weights):
+    """Puts {name: array} into the restored model (cast to its float32 variables)."""
+    with trained.graph.as_default():
+        for v in trained.graph.get_collection('variables'):
+            if v.op.name in weights:
+                v.load(weights[v.op.name].astype(np.float32), trained.sess)
+
+
+def validation_accuracy(logdir, which, step, results):
+    """The validation accuracy of the exported step: best.json for 'best', val_acc.csv otherwise."""
+    if which == 'best':
+        state = checkpoints.read_best_state(logdir)
+        if state and state['step'] == step:
+            return state['val_acc']
+    path = os.path.join(results or os.path.join(os.path.dirname(os.path.abspath(logdir)), 'results'),
+                        'val_acc.csv')
+    if os.path.exists(path):
+        for row in files.CsvLog(path, 'step,val_acc').rows():
+            if row[0] == str(step):
+                return float(row[1])
+    return None
+
+
+def portable_flags(flags):
+    kept = {k: v for k, v in flags.items() if k not in LOCAL_FLAGS}
+    if kept.get('flagfile'):
+        kept['flagfile'] = [os.path.basename(p) for p in kept['flagfile']]
+    return kept
+
+
+def preset_of(flags):
+    names = [os.path.splitext(os.path.basename(p))[0] for p in flags.get('flagfile') or []]
+    return '+'.join(names) if names else 'command-line flags (no preset file)'
+
+
+def write_weights(path, weights):
+    buffer = io.BytesIO()
+    np.savez(buffer, **weights)
+    files.atomic_write(path, buffer.getvalue())
+
+
+def export(args):
+    flags = inference.run_flags(args.logdir)
+    if not flags:
+        raise UserError('no flags.json in %s; export needs the flags the run was trained with' % args.logdir)
+    dataset = flags.get('dataset', 'mnist')
+    data_dir = args.data_dir or os.path.join('data', dataset)
+    test_x, test_y = utils.load_split(data_dir, 'test', dataset, args.verify_data)
+    num_train = len(utils.load_split(data_dir, 'train', dataset, False)[0]) - int(flags.get('val_size', 5000))
+    with inference.load_model(args.logdir, args.checkpoint) as trained:
+        weights32 = inference.model_weights(trained.sess, trained.graph.get_collection('variables'))
+        errors32 = test_errors(trained, test_x, test_y, args.batch_size)
+        weights16 = {k: v.astype(np.float16) for k, v in weights32.items()}
+        if not all(np.all(np.isfinite(v)) for v in weights16.values()):
+            errors16 = None  # a weight beyond float16's range
+        else:
+            load_weights(trained, weights16)
+            errors16 = test_errors(trained, test_x, test_y, args.batch_size)
+        step, source = trained.step, trained.checkpoint
+    storage = 'float16' if errors16 == errors32 else 'float32'
+    chosen = weights16 if storage == 'float16' else weights32
+    os.makedirs(args.out, exist_ok=True)
+    weights_path = os.path.join(args.out, inference.PRETRAINED_WEIGHTS)
+    write_weights(weights_path, chosen)
+    steps_per_epoch = num_train // int(flags.get('batch_size', 128))
+    card = {
+        'preset': preset_of(flags),
+        'dataset': dataset,
+        'flags': portable_flags(flags),
+        'source_checkpoint': '%s (%s)' % (args.checkpoint, os.path.relpath(source, args.logdir)),
+        'step': step,
+        'epochs': round(step / steps_per_epoch, 2) if steps_per_epoch else None,
+        'val_acc': validation_accuracy(args.logdir, args.checkpoint, step, args.results),
+        'test_acc': 1.0 - errors32 / len(test_y),
+        'test_errors': errors32,
+        'test_images': len(test_y),
+        'test_errors_float32': errors32,
+        'test_errors_float16': errors16,
+        'storage': storage,
+        'parameters': int(sum(v.size for v in chosen.values())),
+        'commit': provenance.commit(),
+        'hardware': provenance.hardware(),
+        'sha256': {inference.PRETRAINED_WEIGHTS: inference.sha256_of(weights_path)},
+    }
+    files.atomic_write(os.path.join(args.out, inference.PRETRAINED_CARD),
+                       json.dumps(card, indent=2, sort_keys=True) + '\n')
+    files.atomic_write(os.path.join(args.out, 'CARD.md'), card_markdown(card))
+    # What users will load: the written files, through the one loader.
+    with inference.load_model(None, 'pretrained', pretrained_dir=args.out) as shipped:
+        reloaded = test_errors(shipped, test_x, test_y, args.batch_size)
+    if reloaded != errors32:
+        raise UserError('the written model makes %d test errors, the checkpoint %d; not shipped as is: '
+                        'delete %s and report this' % (reloaded, errors32, args.out))
+    print('exported step %d of %s as %s: test accuracy %.4f (%d errors / %d; float16 %s); wrote %s'
+          % (step, source, storage, card['test_acc'], errors32, len(test_y),
+             'not representable' if errors16 is None else '%d errors' % errors16, args.out))
+    return card
+
+
+def card_markdown(card):
+    def pct(x):
+        return 'not recorded' if x is None else '%.2f %%' % (100 * x)
+    flags = ' '.join('--%s=%s' % (k, v) for k, v in sorted(card['flags'].items())
+                     if k not in ('flagfile', 'is_training'))
+    return '\n'.join([
+        '# Pretrained CapsNet',
+        '',
+        'The weights of one trained run (weights only: no optimizer state), stored as %s in `%s`.'
+        % (card['storage'], inference.PRETRAINED_WEIGHTS),
+        'Written by `python -m tools.export_pretrained`; `card.json` holds the same facts for programs.',
+        '',
+        '| | |',
+        '|---|---|',
+        '| preset | %s |' % card['preset'],
+        '| data set | %s |' % card['dataset'],
+        '| training steps | %d (%s epochs) |' % (card['step'], card['epochs']),
+        '| checkpoint | %s |' % card['source_checkpoint'],
+        '| validation accuracy | %s |' % pct(card['val_acc']),
+        '| test accuracy | %s (%d errors of %d) |' % (pct(card['test_acc']), card['test_errors'], card['test_images']),
+        '| test errors float32 / float16 weights | %s / %s |' % (card['test_errors_float32'],
+                                                                  card['test_errors_float16']),
+        '| parameters | %d |' % card['parameters'],
+        '| commit | %s |' % card['commit'],
+        '| hardware | %s |' % card['hardware'],
+        '| sha256 of %s | `%s` |' % (inference.PRETRAINED_WEIGHTS, card['sha256'][inference.PRETRAINED_WEIGHTS]),
+        '',
+        'Use it with `--checkpoint pretrained`:',
+        '',
+        '    python main.py --is_training=False --checkpoint pretrained   # test accuracy, as above',
+        '    python predict.py --checkpoint pretrained my_digits/',
+        '    python -m tools.figures --checkpoint pretrained',
+        '',
+        'Flags it was trained with: `%s`' % flags,
+        '',
+    ])
+
+
+def main(argv=None):
+    return run_cli(lambda: export(build_parser().parse_args(sys.argv[1:] if argv is None else argv)) and 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
