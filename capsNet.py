@@ -7,12 +7,11 @@ the tests build the same graph.
 import tensorflow as tf
 
 import capsLayer
+from runtime.dataset_files import IMAGE_SIZE, NUM_CLASSES  # noqa: F401  (also read as capsNet.IMAGE_SIZE)
 from config import ModelConfig  # noqa: F401  (the model's hyper-parameters; callers use capsNet.ModelConfig)
 
 tf1 = tf.compat.v1
 
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
 
 
 class CapsNet:

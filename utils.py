@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from runtime import dataset_files
+from runtime.dataset_files import IMAGE_SIZE, NUM_CLASSES
 from runtime.errors import UserError
 
 tf1 = tf.compat.v1
@@ -16,8 +17,7 @@ IDX_FILES = {
     'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
     'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
 }
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
+IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE)
 IDX_UBYTE = 0x08
 
 

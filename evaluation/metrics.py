@@ -8,8 +8,8 @@ import os
 import numpy as np
 
 from runtime import files
+from runtime.dataset_files import NUM_CLASSES
 
-NUM_CLASSES = 10
 CLASS_NAMES = {
     'mnist': [str(k) for k in range(NUM_CLASSES)],
     # Label order of the Fashion-MNIST README (zalandoresearch/fashion-mnist).

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from runtime import checkpoints
+from runtime.dataset_files import IMAGE_SIZE
 from runtime.errors import UserError
 from runtime.session import session_config
 
@@ -35,8 +36,6 @@ def predict_labels(sess, pipeline, model, images, labels):
 
 # --- One way to load a trained model for inference (evaluation, predict.py, figures, export) -------
 
-IMAGE_SIDE = 28
-NUM_CLASSES = 10
 LOAD_CHOICES = ('latest', 'best', 'pretrained')
 # The model shipped with the repository: weights only, and a card saying what it is and scores.
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'pretrained')
@@ -176,7 +175,7 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
         flags = run_flags(logdir, fallback_flags, warn)
     graph = tf.Graph()
     with graph.as_default():
-        images = tf1.placeholder(tf.float32, [None, IMAGE_SIDE, IMAGE_SIDE, 1], 'images')
+        images = tf1.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 1], 'images')
         # Labels only feed the loss; with training=False the decoder is masked by the prediction.
         model = capsNet.CapsNet(images, tf.zeros(tf.shape(images)[:1], tf.int32),
                                 capsNet.ModelConfig.from_flags(types.SimpleNamespace(**flags)), training=False)
