@@ -119,6 +119,7 @@ def run_chief(cfg, task):
     server = start_server(cfg, task)
     placement = placement_for(cfg, task)
     lockstep = Lockstep(cfg, task)
+    applying = []  # the thread of _start_applying, once the session is ready
 
     def build(cfg):
         parts = towers.build_tower_graph(cfg, placement)
@@ -128,7 +129,7 @@ def run_chief(cfg, task):
 
         def on_session_ready(sess):
             lockstep.step = int(sess.run(parts.global_step))
-            _start_applying(sess, parts.sync_optimizer)
+            applying.append(_start_applying(sess, parts.sync_optimizer))
 
         parts.on_session_ready = on_session_ready
         return parts
@@ -137,11 +138,17 @@ def run_chief(cfg, task):
         return training.train(cfg, build_graph=build)
     except _LOST as e:
         raise _timed_out(cfg, task, e) from None
+    finally:
+        # train() has closed the session, which ends the thread's pending run; wait for it to return to
+        # Python. A daemon thread still inside TensorFlow when the interpreter exits aborts the process
+        # ('terminate called ... exception not rethrown', SIGABRT instead of our exit code).
+        for thread in applying:
+            thread.join(timeout=30)
 
 
 def _start_applying(sess, sync_optimizer):
     """Chief only: set the gradient accumulators to the (restored) global step, then apply each
-    step's mean gradient as soon as every worker has sent one."""
+    step's mean gradient as soon as every worker has sent one; returns the applying thread."""
     sess.run(sync_optimizer.chief_init_op)
     apply_op = sync_optimizer.get_chief_queue_runner().enqueue_ops[0]
     options = tf1.RunOptions(timeout_in_ms=_APPLY_TIMEOUT_MS)
@@ -156,7 +163,9 @@ def _start_applying(sess, sync_optimizer):
                 print('chief: applying gradients stopped: %s' % str(e).split('\n')[0], flush=True)
                 return
 
-    threading.Thread(target=apply_forever, name='apply_gradients', daemon=True).start()
+    thread = threading.Thread(target=apply_forever, name='apply_gradients', daemon=True)
+    thread.start()
+    return thread
 
 
 def worker_permutation(num_examples, seed, epoch, task_index):

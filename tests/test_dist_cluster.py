@@ -1,8 +1,12 @@
 """dist_version on a localhost cluster: a ps and 2 workers as processes, a worker killed, a restart.
 
-Covers: synchronous steps across workers, the chief alone writing files, a dead worker stopping the
-chief with the resume command, and the restart resuming from the chief's checkpoint with both
-workers ending on the same weights.
+Covers: synchronous steps across workers equal to one process on the combined batch, the chief alone
+writing files, a dead worker stopping the chief (exit 5, PeerLost) with the resume command, and the
+restart resuming from the chief's checkpoint with both workers ending on the same weights.
+
+Timeouts are sized for a loaded 2-core machine: starting a task (TensorFlow import, graph, gRPC) can
+take a minute there, so startup and session waits get STARTUP_TIMEOUT; only the test of a lost
+worker keeps a short --sync_timeout, which is what it measures, so the suite stays fast.
 """
 import os
 import re
@@ -12,15 +16,20 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ROOT, write_dataset
 
+import config
+import utils
 from dist_version import dist_config
-from dist_version.cluster import ClusterStalled, Lockstep, weights_fingerprint
+from dist_version.cluster import ClusterStalled, Lockstep, weights_fingerprint, worker_permutation
+from runtime import checkpoints, training
 
 SCRIPT = ['-m', 'dist_version.distributed_train']  # run from the repository root
-SYNC_TIMEOUT = 12  # seconds: the tasks start side by side, so this is room for uneven scheduling
+SYNC_TIMEOUT = 12  # seconds a worker waits for a lost peer in the failure test: short, to stay fast
+STARTUP_TIMEOUT = 120  # seconds for tasks to start and meet on a loaded 2-core machine
 
 
 def free_ports(count):
@@ -82,6 +91,7 @@ def model_weights(checkpoint):
     return {n: reader.get_tensor(n) for n in names}
 
 
+@pytest.mark.slow
 def test_two_workers_lose_one_then_resume_in_step(tmp_path):
     # 48 - 40 validation = 8 training images: 2 steps of batch 4 per epoch, a checkpoint every epoch.
     data = write_dataset(tmp_path / 'data', num_train=48, num_test=20)
@@ -100,7 +110,7 @@ def test_two_workers_lose_one_then_resume_in_step(tmp_path):
         cluster.start('ps_1', 'ps', 0, '--max_steps', '1000', *chief_dirs)
         chief = cluster.start('chief_1', 'worker', 0, '--max_steps', '1000', *chief_dirs)
         other = cluster.start('worker1_1', 'worker', 1, '--max_steps', '1000', *other_dirs)
-        wait_for(lambda: checkpoint_step(chief_logdir) >= 2 or chief.poll() is not None, 90,
+        wait_for(lambda: checkpoint_step(chief_logdir) >= 2 or chief.poll() is not None, 3 * STARTUP_TIMEOUT,
                  'a first checkpoint')
         other.send_signal(signal.SIGKILL)
         assert chief.wait(timeout=SYNC_TIMEOUT + 30) == 5, cluster.log('chief_1')
@@ -117,11 +127,12 @@ def test_two_workers_lose_one_then_resume_in_step(tmp_path):
 
         # 2. Same commands again (with the end two steps past the checkpoint): both resume there.
         end = saved + 2
-        cluster.start('ps_2', 'ps', 0, '--max_steps', str(end), *chief_dirs)
-        chief = cluster.start('chief_2', 'worker', 0, '--max_steps', str(end), *chief_dirs)
-        other = cluster.start('worker1_2', 'worker', 1, '--max_steps', str(end), *other_dirs)
-        assert chief.wait(timeout=120) == 0, cluster.log('chief_2')
-        assert other.wait(timeout=SYNC_TIMEOUT + 30) == 0, cluster.log('worker1_2')
+        patient = ['--sync_timeout', str(STARTUP_TIMEOUT)]  # no peer is lost now: room to start
+        cluster.start('ps_2', 'ps', 0, '--max_steps', str(end), *chief_dirs, *patient)
+        chief = cluster.start('chief_2', 'worker', 0, '--max_steps', str(end), *chief_dirs, *patient)
+        other = cluster.start('worker1_2', 'worker', 1, '--max_steps', str(end), *other_dirs, *patient)
+        assert chief.wait(timeout=3 * STARTUP_TIMEOUT) == 0, cluster.log('chief_2')
+        assert other.wait(timeout=STARTUP_TIMEOUT) == 0, cluster.log('worker1_2')
         assert 'resuming from step %d' % saved in cluster.log('chief_2')
         worker_log = cluster.log('worker1_2')
         assert 'worker 1: joined at step %d of %d' % (saved, end) in worker_log
@@ -152,3 +163,54 @@ def test_lockstep_refuses_a_step_without_every_worker(tmp_path):
     with pytest.raises(ClusterStalled, match="step 10 went on without every worker's gradient \\(token 9\\)") as info:
         lockstep.check(9)  # a leftover token of the update before
     assert 'no checkpoint was written yet' in str(info.value) and 'restart every task' in str(info.value)
+
+
+@pytest.mark.slow
+def test_synchronous_steps_equal_one_process_on_the_combined_batch(tmp_path):
+    # 48 - 40 validation = 8 training images: 2 steps of batch 4 per worker and epoch, a checkpoint
+    # each epoch (steps 2 and 4). From the checkpoint of step 2, the cluster's steps 3 and 4 must be
+    # those of one process whose batch of 8 is the chief's 4 images followed by worker 1's.
+    data = write_dataset(tmp_path / 'data', num_train=48, num_test=20)
+    ps, w0, w1 = ('127.0.0.1:%d' % p for p in free_ports(3))
+    flags = ['--data_dir', str(data), '--verify_data=False', '--val_size', '40', '--eval_batch_size', '40',
+             '--train_sum_freq', '1', '--val_sum_freq', '1000', '--save_freq', '1', '--max_steps', '4']
+    chief_logdir = tmp_path / 'chief' / 'logdir'
+    cluster = Cluster(tmp_path, flags + ['--ps_hosts', ps, '--worker_hosts', '%s,%s' % (w0, w1),
+                                         '--batch_size_per_gpu', '4', '--thread_per_gpu', '1',
+                                         '--sync_timeout', str(STARTUP_TIMEOUT)])
+    try:
+        cluster.start('ps', 'ps', 0, '--logdir', str(chief_logdir))
+        chief = cluster.start('chief', 'worker', 0, '--logdir', str(chief_logdir),
+                              '--results', str(tmp_path / 'chief' / 'results'))
+        other = cluster.start('worker1', 'worker', 1, '--logdir', str(tmp_path / 'w1' / 'logdir'),
+                              '--results', str(tmp_path / 'w1' / 'results'))
+        assert chief.wait(timeout=3 * STARTUP_TIMEOUT) == 0, cluster.log('chief')
+        assert other.wait(timeout=STARTUP_TIMEOUT) == 0, cluster.log('worker1')
+    finally:
+        cluster.kill_all()
+
+    cfg = config.parse(flags + ['--batch_size', '8', '--num_threads', '1', '--logdir', str(tmp_path / 'one'),
+                                '--results', str(tmp_path / 'one')])
+    (train_x, train_y), _ = utils.load_train_val(str(data), 40, 'mnist', verify=False)
+    epoch = 1  # steps 3 and 4
+    chief_order = worker_permutation(len(train_x), cfg.seed, epoch, 0)
+    other_order = worker_permutation(len(train_x), cfg.seed, epoch, 1)
+    combined = np.concatenate([np.concatenate([chief_order[k:k + 4], other_order[k:k + 4]]) for k in (0, 4)])
+    parts = training.build_train_graph(cfg)
+    variables = parts.graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
+    with tf.compat.v1.Session(graph=parts.graph) as sess:
+        checkpoints.restore_exactly(sess, parts.saver, str(chief_logdir / 'model.ckpt-2'), variables)
+        parts.train_input.initialize(sess, train_x, train_y, combined)
+        for _ in range(2):
+            sess.run(parts.train_op)
+        one_process = dict(zip([v.op.name for v in variables], sess.run(variables)))
+    assert one_process['global_step'] == 4
+    cluster_weights = tf.train.load_checkpoint(str(chief_logdir / 'model.ckpt-4'))
+    compared = [name for name in one_process if name != 'global_step']
+    assert any(name.endswith('/Adam') for name in compared) and 'digit_caps/W' in compared
+    far = [name for name in compared
+           if not np.allclose(cluster_weights.get_tensor(name), one_process[name], rtol=1e-5, atol=1e-5)]
+    assert not far, 'the cluster took other steps than one process on the combined batch: %s' % far
+    # And the steps did move the weights: the comparison is not of two untouched copies.
+    start = tf.train.load_checkpoint(str(chief_logdir / 'model.ckpt-2')).get_tensor('digit_caps/W')
+    assert not np.allclose(start, one_process['digit_caps/W'], rtol=1e-5, atol=1e-5)

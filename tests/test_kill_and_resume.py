@@ -96,6 +96,7 @@ def assert_identical_runs(work, reference):
     assert [int(r[0]) for r in read_rows(work / 'results' / 'loss.csv')] == list(range(1, 17))
 
 
+@pytest.mark.slow
 def test_same_seed_gives_bitwise_identical_runs(small_data, reference, tmp_path):
     # The precondition of every exact comparison below: no op on this CPU is nondeterministic.
     assert run_main(tiny_run_args(small_data, tmp_path, *RUN_FLAGS)) == 0

@@ -1,8 +1,14 @@
 """Speed flags reach the session (performance.py, session.session_config) and a bfloat16 run trains
-and saves the same float32 checkpoint variables as a float32 run."""
+and saves the same float32 checkpoint variables as a float32 run; --precision bfloat16 really rewrites
+ops to bfloat16 where oneDNN runs."""
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import tensorflow as tf
-from conftest import run_main, tiny_run_args
+from conftest import ROOT, run_main, tiny_run_args
 from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
 
 import config
@@ -50,3 +56,66 @@ def test_bfloat16_training_keeps_float32_checkpoint(tiny_mnist, tmp_path):
     dtypes = reader.get_variable_to_dtype_map()
     assert dtypes['digit_caps/W'] == tf.float32 and dtypes['primary_caps/weights'] == tf.float32
     assert reader.get_variable_to_shape_map()['digit_caps/W'] == [1152, 10, 8, 16]
+
+
+# Runs one training step of the real graph with a full trace and prints the op types that compute in
+# bfloat16 (JSON); argv: data_dir workdir precision.
+BFLOAT16_PROBE = r'''
+import json, sys
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+from tensorflow.python.util import _pywrap_util_port
+import config, utils
+from runtime import training
+from runtime.session import session_config
+tf1 = tf.compat.v1
+data_dir, workdir, precision = sys.argv[1:4]
+cfg = config.parse(['--data_dir', data_dir, '--verify_data=False', '--val_size', '40', '--batch_size', '8',
+                    '--logdir', workdir, '--results', workdir, '--precision', precision])
+(train_x, train_y), _ = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset, False)
+parts = training.build_train_graph(cfg)
+with tf1.Session(graph=parts.graph, config=session_config(cfg)) as sess:
+    sess.run(parts.init)
+    parts.train_input.initialize(sess, train_x, train_y, np.arange(len(train_x)), 0)
+    metadata = tf1.RunMetadata()
+    sess.run(parts.train_op, options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE,
+                                                    output_partition_graphs=True), run_metadata=metadata)
+ops = sorted({node.op for graph in metadata.partition_graphs for node in graph.node
+              if any(value.type == types_pb2.DT_BFLOAT16 for value in node.attr.values())})
+print(json.dumps({'onednn': bool(_pywrap_util_port.IsMklEnabled()), 'bfloat16_ops': ops}))
+'''
+
+
+def bfloat16_ops(data_dir, workdir, precision, **env_extra):
+    """(oneDNN on?, op types computing in bfloat16) after one real training step in a fresh process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **env_extra)
+    done = subprocess.run([sys.executable, '-c', BFLOAT16_PROBE, str(data_dir), str(workdir), precision],
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return found['onednn'], found['bfloat16_ops']
+
+
+@pytest.mark.slow
+def test_bfloat16_flag_rewrites_convolutions_and_matmuls_where_onednn_runs(tiny_mnist, tmp_path):
+    # As the user's environment has it: the rewrite is oneDNN's, and TensorFlow turns oneDNN on by
+    # default only on CPUs with AVX-512/AMX (or with TF_ENABLE_ONEDNN_OPTS=1).
+    onednn, ops = bfloat16_ops(tiny_mnist, tmp_path / 'default', 'bfloat16')
+    if not onednn:
+        assert ops == []  # the flag is accepted but changes nothing: every op stays float32
+        pytest.skip('oneDNN is off in this TensorFlow on this CPU (no AVX-512/AMX, TF_ENABLE_ONEDNN_OPTS '
+                    'unset), so --precision bfloat16 rewrites no op; with TF_ENABLE_ONEDNN_OPTS=1 see '
+                    'test_bfloat16_rewrite_with_onednn_forced_on')
+    assert 'Conv2D' in ops and 'Cast' in ops, ops
+
+
+@pytest.mark.slow
+def test_bfloat16_rewrite_with_onednn_forced_on(tiny_mnist, tmp_path):
+    onednn, float32_ops = bfloat16_ops(tiny_mnist, tmp_path / 'f32', 'float32', TF_ENABLE_ONEDNN_OPTS='1')
+    if not onednn:
+        pytest.skip('this TensorFlow build has no oneDNN, so no bfloat16 rewrite exists')
+    assert float32_ops == []  # the probe sees bfloat16 only when asked for it
+    _, ops = bfloat16_ops(tiny_mnist, tmp_path / 'bf16', 'bfloat16', TF_ENABLE_ONEDNN_OPTS='1')
+    assert 'Conv2D' in ops and 'Cast' in ops, ops
+    assert {'MatMul', 'BatchMatMulV2'} & set(ops), ops
