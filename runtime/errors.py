@@ -34,6 +34,7 @@ class UserError(Exception):
     """A problem with the user's input, files or flags. The message names the problem and the fix."""
 
     exit_code = 1
+    prefix = 'error: '  # how run_cli starts the line
 
 
 class ConfigError(UserError):
@@ -53,7 +54,9 @@ class PeerLost(UserError):
 
 
 class TimeLimitReached(UserError):
+    """A planned stop, not a mistake: the line carries no `error:` (a scheduler's log reads it as done)."""
     exit_code = 75
+    prefix = ''
 
 
 class TrainingInterrupted(UserError):
@@ -69,7 +72,7 @@ def run_cli(body):
     try:
         return body() or 0
     except UserError as e:
-        print('error: %s' % e, file=sys.stderr)
+        print(e.prefix + str(e), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         # Outside the training loop (loading data, building the graph): nothing new to save.

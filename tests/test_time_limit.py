@@ -40,7 +40,7 @@ def test_cut_runs_continue_to_the_uncut_weights_and_rows(tmp_path, monkeypatch, 
         err = capsys.readouterr().err.rstrip('\n').split('\n')[-1]
         if codes[-1] != errors.TimeLimitReached.exit_code:
             break
-        assert err.endswith('time limit reached at step %d; run the same command to continue'
+        assert err == ('time limit reached at step %d; run the same command to continue'
                             % (3 * len(codes)))
         cut_at.append(checkpoints.step_of(checkpoints.newest_first(str(tmp_path / 'cut' / 'logdir'))[0]))
     assert codes == [75, 75, 75, 0] and cut_at == [3, 6, 9]  # each cut saved the step it stopped at

@@ -13,7 +13,9 @@ import json
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from runtime import quiet_start
+
+quiet_start.import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
 
