@@ -25,7 +25,7 @@ def test_each_preset_changes_exactly_its_flags(name):
     assert changed == PRESETS[name]
     assert parsed['flagfile'] == [preset(name)]  # flags.json records the preset
     text = open(preset(name)).read()
-    assert text.startswith('# %s:' % name) and 'Cost here' in text and 'Reaches' in text
+    assert text.startswith('# %s:' % name) and '# Cost' in text and 'Reaches' in text
 
 
 def test_flags_after_the_file_override_it_and_before_it_do_not():
