@@ -22,11 +22,11 @@ def source_text(folders_and_files):
     return re.sub(r"(['\"])\s*\n\s*f?\1", '', text)
 
 
-def code_text():
+def text_of_the_code():
     return source_text(p for p in ROOT.rglob('*.py') if 'tests' not in p.relative_to(ROOT).parts)
 
 
-def tests_text():
+def text_of_the_tests():
     return source_text(p for p in (ROOT / 'tests').glob('test_*.py') if p.name != 'test_troubleshooting_doc.py')
 
 
@@ -60,7 +60,7 @@ def test_every_exit_code_is_documented_with_its_meaning():
 def test_every_documented_message_is_produced_by_the_code_and_checked_by_a_test():
     messages = documented_messages()
     assert len(messages) >= 25
-    code, tests = code_text(), tests_text()
+    code, tests = text_of_the_code(), text_of_the_tests()
     missing_in_code, untested = [], []
     for exit_code, message in messages:
         assert exit_code in EXIT_CODES, message
