@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 
-from runtime import session
+from runtime import files, session
 from runtime.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
@@ -225,9 +225,4 @@ def validate(cfg):
 
 def save_flags(cfg, path):
     """Records the resolved flags as JSON (atomically), so every run says how it was made."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(vars(cfg), f, indent=2, sort_keys=True)
-        f.write('\n')
-    os.replace(tmp, path)
+    files.atomic_write(path, json.dumps(vars(cfg), indent=2, sort_keys=True) + '\n')

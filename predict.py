@@ -13,6 +13,7 @@ status is then 1.
 """
 import argparse
 import csv
+import io
 import os
 import sys
 
@@ -108,15 +109,13 @@ def write_csv(path, names, predictions, lengths, recon_paths):
     header = ['file', 'prediction'] + ['length_%d' % k for k in range(lengths.shape[1])]
     if recon_paths:
         header.append('reconstruction')
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for k, name in enumerate(names):
-            row = [name, int(predictions[k])] + ['%.6f' % x for x in lengths[k]]
-            w.writerow(row + ([recon_paths[k]] if recon_paths else []))
-    os.replace(tmp, path)
+    text = io.StringIO()
+    w = csv.writer(text, lineterminator='\n')
+    w.writerow(header)
+    for k, name in enumerate(names):
+        row = [name, int(predictions[k])] + ['%.6f' % x for x in lengths[k]]
+        w.writerow(row + ([recon_paths[k]] if recon_paths else []))
+    files.atomic_write(path, text.getvalue())
 
 
 def write_reconstructions(folder, names, digits, recon):

@@ -466,14 +466,13 @@ def report(args, figures, load_before):
 
 
 def write_csv(path, rows):
-    """Writes the rows atomically (a temp file, then os.replace)."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', newline='') as f:
-        writer = csv.DictWriter(f, CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    """Writes the rows atomically, through the project's one atomic writer."""
+    from runtime import files
+    text = io.StringIO()
+    writer = csv.DictWriter(text, CSV_COLUMNS, lineterminator='\n')
+    writer.writeheader()
+    writer.writerows(rows)
+    files.atomic_write(path, text.getvalue())
 
 
 def build_parser():

@@ -1,8 +1,21 @@
 """Files the project writes: atomic writes, the metric CSVs and PNGs (through matplotlib). No TensorFlow here."""
+import contextlib
 import io
 import os
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def naming_the_file(path):
+    """Adds the file name to an OSError that lacks it: a write that fills the disk fails in write() or
+    flush(), whose errors name no file, and the user's one-line message must say which file it was."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, path) from None
 
 
 class CsvLog:
@@ -16,7 +29,7 @@ class CsvLog:
             atomic_write(path, header + '\n')
 
     def append(self, step, *values):
-        with open(self.path, 'a') as f:
+        with naming_the_file(self.path), open(self.path, 'a') as f:
             f.write(','.join([str(int(step))] + ['%.6g' % v for v in values]) + '\n')
             f.flush()
 
@@ -46,7 +59,7 @@ def atomic_write(path, data):
     """Writes str or bytes to path through a temp file and os.replace: never a half-written file."""
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     tmp = path + '.tmp'
-    with open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
+    with naming_the_file(path), open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 
+from runtime import files
 from runtime.errors import FolderInUse
 
 LOCK_NAME = 'run.lock'
@@ -46,8 +47,9 @@ class RunLock:
                 hint = '' if state == 'held' else ' (if that run is gone, delete %s)' % self.path
                 raise FolderInUse('%s is in use by another run (%s); wait for it to end, stop it, or choose '
                                   'another %s%s' % (self.folder, _read(fd) or 'owner unknown', self.flag, hint))
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, _owner_line().encode(), 0)
+            with files.naming_the_file(self.path):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, _owner_line().encode(), 0)
         except BaseException:
             os.close(fd)
             raise
