@@ -48,3 +48,19 @@ def session_config(cfg=None):
     if cfg is not None:
         apply_options(sess_config, **options_from_flags(cfg))
     return sess_config
+
+
+def onednn_enabled():
+    """Whether TensorFlow runs its oneDNN kernels: on by default only on CPUs with AVX-512 or AMX, or
+    with TF_ENABLE_ONEDNN_OPTS=1. The bfloat16 rewrite is oneDNN's, so without it nothing changes."""
+    from tensorflow.python.util import _pywrap_util_port
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def precision_note(cfg, is_gpu_run=False):
+    """A one-line note when --precision bfloat16 would silently do nothing here, else None."""
+    if getattr(cfg, 'precision', 'float32') != 'bfloat16' or is_gpu_run or onednn_enabled():
+        return None
+    return ('note: --precision bfloat16 changes nothing here: TensorFlow\'s oneDNN kernels are off on this '
+            'CPU (no AVX-512/AMX); training runs in float32. TF_ENABLE_ONEDNN_OPTS=1 turns them on, but '
+            'without bfloat16 units it is not faster')

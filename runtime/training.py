@@ -20,7 +20,7 @@ from runtime.errors import NonFiniteLoss, TimeLimitReached, TrainingInterrupted
 from runtime.graceful_stop import GracefulStop, StopRequested, signals_ignored
 from runtime.inference import count_correct
 from runtime.runlock import RunLock
-from runtime.session import session_config
+from runtime.session import precision_note, session_config
 
 tf1 = tf.compat.v1
 
@@ -129,6 +129,9 @@ def train(cfg, build_graph=build_train_graph):
         raise config.ConfigError('--batch_size=%d is larger than the %d training images'
                                  % (cfg.batch_size, len(train_x)))
     total_steps = cfg.max_steps or cfg.epoch * steps_per_epoch
+    note = precision_note(cfg, is_gpu_run=bool(tf.config.list_physical_devices('GPU')))
+    if note:
+        print(note, file=sys.stderr)
     with run_locks(cfg), GracefulStop() as stop:
         parts = build_graph(cfg)
         return _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop)

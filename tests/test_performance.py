@@ -1,4 +1,4 @@
-"""Speed flags reach the session (performance.py, session.session_config) and a bfloat16 run trains
+"""Speed flags reach the session (runtime/session.py) and a bfloat16 run trains
 and saves the same float32 checkpoint variables as a float32 run; --precision bfloat16 really rewrites
 ops to bfloat16 where oneDNN runs."""
 import json
@@ -119,3 +119,15 @@ def test_bfloat16_rewrite_with_onednn_forced_on(tiny_mnist, tmp_path):
     _, ops = bfloat16_ops(tiny_mnist, tmp_path / 'bf16', 'bfloat16', TF_ENABLE_ONEDNN_OPTS='1')
     assert 'Conv2D' in ops and 'Cast' in ops, ops
     assert {'MatMul', 'BatchMatMulV2'} & set(ops), ops
+
+
+@pytest.mark.parametrize('precision, onednn, noted', [('bfloat16', False, True), ('bfloat16', True, False),
+                                                      ('float32', False, False)])
+def test_bfloat16_without_onednn_says_it_changes_nothing(precision, onednn, noted, monkeypatch):
+    monkeypatch.setattr(session, 'onednn_enabled', lambda: onednn)
+    note = session.precision_note(config.parse(['--precision', precision]))
+    assert (note is not None) is noted
+    if noted:
+        assert '\n' not in note and note.startswith('note: --precision bfloat16 changes nothing here')
+        assert 'TF_ENABLE_ONEDNN_OPTS=1' in note
+
