@@ -101,6 +101,13 @@ def tiny_mnist(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp('tiny_mnist'))
 
 
+@pytest.fixture(scope='session')
+def small_data(tmp_path_factory):
+    """80 training images (40 train + 40 validation) and 20 test: with tiny_run_args' batch of 8, 5 steps
+    an epoch and a checkpoint every 5 steps, which the checkpoint and kill tests count on."""
+    return write_dataset(tmp_path_factory.mktemp('small'), num_train=80, num_test=20)
+
+
 def tiny_run_args(data_dir, workdir, *extra):
     """argv of a training run small enough for a unit test (a few seconds on 2 cores)."""
     workdir = Path(workdir)

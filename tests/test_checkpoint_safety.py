@@ -9,18 +9,12 @@ import signal
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_main, tiny_run_args, write_dataset
+from conftest import run_main, tiny_run_args
 
 import capsNet
 from runtime import checkpoints, errors, inference
 
 tf1 = tf.compat.v1
-
-
-@pytest.fixture(scope='module')
-def small_data(tmp_path_factory):
-    """40 train + 40 validation images: 5 steps per epoch, a checkpoint every 5 steps."""
-    return write_dataset(tmp_path_factory.mktemp('small'), num_train=80, num_test=20)
 
 
 @pytest.fixture(scope='module')

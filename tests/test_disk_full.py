@@ -12,17 +12,11 @@ import uuid
 
 import pytest
 import tensorflow as tf
-from conftest import run_main, tiny_run_args, write_dataset
+from conftest import run_main, tiny_run_args
 
 from runtime import checkpoints
 
 CHECKPOINT_MB = 99  # weights + Adam slots of the default model; best/ holds one more, without the .meta
-
-
-@pytest.fixture(scope='module')
-def small_data(tmp_path_factory):
-    """40 train + 40 validation images: 5 steps per epoch, a checkpoint every 5 steps."""
-    return write_dataset(tmp_path_factory.mktemp('small'), num_train=80, num_test=20)
 
 
 @contextlib.contextmanager

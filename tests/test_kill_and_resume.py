@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_main, tiny_run_args, write_dataset
+from conftest import ROOT, run_main, tiny_run_args
 
 from runtime import checkpoints, errors, files, training
 
@@ -25,12 +25,6 @@ tf1 = tf.compat.v1
 # 40 train + 40 validation images, batch 8: 5 steps per epoch, an epoch-end checkpoint at 5, 10, 15 and 16.
 RUN_FLAGS = ['--max_steps', '16', '--train_sum_freq', '1', '--val_sum_freq', '4', '--keep_checkpoints', '2']
 CSV_NAMES = ('loss.csv', 'train_acc.csv', 'val_acc.csv')
-
-
-@pytest.fixture(scope='module')
-def small_data(tmp_path_factory):
-    """80 training images: 40 train + 40 validation, so 5 steps of 8 per epoch and a checkpoint each 5."""
-    return write_dataset(tmp_path_factory.mktemp('small'), num_train=80, num_test=20)
 
 
 @pytest.fixture(scope='module')
