@@ -4,10 +4,13 @@ import csv
 import subprocess
 import sys
 
-from benchmarks import bench
+import pytest
 from conftest import ROOT
 
+from benchmarks import bench
 
+
+@pytest.mark.slow
 def test_quick_bench_writes_every_measurement(tmp_path):
     out_csv = tmp_path / 'bench.csv'
     proc = subprocess.run([sys.executable, '-m', 'benchmarks.bench', '--quick', '--csv', str(out_csv)],

@@ -98,6 +98,7 @@ def test_routing_agreement_raises_coupling_to_agreeing_parent():
     assert np.all(c[0, :, 0] > 0.6)
 
 
+@pytest.mark.slow
 def test_routing_gradient_flows_through_last_iteration_only():
     u_hat = np.random.default_rng(4).normal(0, 0.5, (2, 6, 3, 4)).astype(np.float32)
 

@@ -34,6 +34,7 @@ def test_parameter_count_of_the_paper():
         + ['decoder/fc%d/%s' % (k, n) for k in (1, 2, 3) for n in ('weights', 'biases')])
 
 
+@pytest.mark.slow
 def test_forward_shapes_losses_and_masking():
     rng = np.random.default_rng(0)
     x = rng.random((3, 28, 28, 1)).astype(np.float32)
@@ -68,6 +69,7 @@ def test_model_config_from_flags_picks_known_fields():
     assert cfg.regularization_scale == pytest.approx(0.392)
 
 
+@pytest.mark.slow
 def test_one_training_step_lowers_loss_on_a_fixed_batch():
     rng = np.random.default_rng(1)
     x = rng.random((4, 28, 28, 1)).astype(np.float32)

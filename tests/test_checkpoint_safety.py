@@ -38,6 +38,7 @@ def last_line(text):
     return text.rstrip('\n').split('\n')[-1]
 
 
+@pytest.mark.slow
 def test_unreadable_newest_checkpoint_falls_back_to_the_older_one(small_data, trained, tmp_path, capsys):
     logdir = copy_of(trained, tmp_path)
     data_file = logdir / 'model.ckpt-10.data-00000-of-00001'
@@ -57,6 +58,7 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_older_one(small_data, tr
     assert not list(logdir.glob('*.tempstate*'))
 
 
+@pytest.mark.slow
 def test_no_readable_checkpoint_is_a_one_line_error(small_data, trained, tmp_path, capsys):
     logdir = copy_of(trained, tmp_path)
     for index_file in logdir.glob('*.index'):
@@ -69,6 +71,7 @@ def test_no_readable_checkpoint_is_a_one_line_error(small_data, trained, tmp_pat
     assert names(logdir) == ['model.ckpt-10', 'model.ckpt-5']  # nothing was overwritten or deleted
 
 
+@pytest.mark.slow
 def test_checkpoint_found_after_the_logdir_was_moved(small_data, trained, tmp_path, capsys):
     # The 'checkpoint' file of the copy still names the original folder, which must not matter.
     logdir = copy_of(trained, tmp_path)
@@ -78,12 +81,14 @@ def test_checkpoint_found_after_the_logdir_was_moved(small_data, trained, tmp_pa
     assert 'at step 10 of %s' % (logdir / 'model.ckpt-10') in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_other_iter_routing_is_fine_for_evaluation(small_data, trained, tmp_path, capsys):
     copy_of(trained, tmp_path)
     assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False', '--iter_routing', '1')) == 0
     assert 'at step 10' in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(small_data, trained, tmp_path,
                                                                              capsys):
     logdir = copy_of(trained, tmp_path)
@@ -104,6 +109,7 @@ def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(sma
     assert 'digit_caps/biases is missing there' in last_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_other_capsule_shape_is_refused(small_data, trained, tmp_path, capsys):
     # A checkpoint whose digit_caps/W has 8-D outputs instead of 16-D, all other names as ours.
     reader = tf.train.load_checkpoint(str(trained / 'logdir' / 'model.ckpt-10'))
@@ -136,6 +142,7 @@ def poison_train_op(monkeypatch, poison):
     monkeypatch.setattr(capsNet, 'build_train_op', poisoned)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_at_its_step_without_a_checkpoint(small_data, tmp_path, capsys, monkeypatch):
     # NaN from the 3rd step (global_step 2 while it runs); 10 steps would save at 5 and 10 if unchecked.
     poison_train_op(monkeypatch, lambda model, step: tf.where(step >= 2, np.float32(np.nan), np.float32(0)))
@@ -147,6 +154,7 @@ def test_nan_loss_stops_at_its_step_without_a_checkpoint(small_data, tmp_path, c
     assert 'nan' not in (tmp_path / 'results' / 'loss.csv').read_text()
 
 
+@pytest.mark.slow
 def test_nan_weights_behind_a_finite_loss_are_not_saved(small_data, tmp_path, capsys, monkeypatch):
     @tf.custom_gradient
     def zero_with_nan_gradient(x):
@@ -183,6 +191,7 @@ def digest(paths):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
+@pytest.mark.slow
 def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(small_data, tmp_path, capsys):
     assert run_main(tiny_run_args(small_data, tmp_path, '--max_steps', '5')) == 0
     logdir = tmp_path / 'logdir'
@@ -199,6 +208,7 @@ def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(small_data, t
     assert tf.train.load_checkpoint(str(logdir / 'model.ckpt-5')).get_tensor('global_step') == 5
 
 
+@pytest.mark.slow
 def test_load_model_refuses_foreign_and_damaged_checkpoints_in_one_line(trained, tmp_path):
     logdir = copy_of(trained, tmp_path)  # a copy: best/checkpoint still names the original folder
     flags = (logdir / 'flags.json').read_text()

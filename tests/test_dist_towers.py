@@ -43,6 +43,7 @@ def one_step(cfg, images, labels, checkpoint_dir, start_from=None):
     return start_from, dict(zip(names, grads)), per_tower, dict(zip(names, weights)), parts
 
 
+@pytest.mark.slow
 def test_two_towers_take_the_same_step_as_one(tmp_path):
     images, labels = make_digits(8, seed=3)
     start, grads_1, _, weights_1, _ = one_step(tower_cfg(1, 8), images, labels, tmp_path)
@@ -74,6 +75,7 @@ def test_two_towers_take_the_same_step_as_one(tmp_path):
     assert tower_1_devices == {'/device:CPU:1'}
 
 
+@pytest.mark.slow
 def test_tower_checkpoints_have_main_py_variable_names():
     cfg = tower_cfg(2, 4)
     tower_names = {v.op.name for v in towers.build_tower_graph(cfg, towers.local_placement(2))
@@ -89,6 +91,7 @@ def read_csv(path):
         return list(csv.reader(f))
 
 
+@pytest.mark.slow
 def test_distributed_train_runs_main_loop_and_main_py_tests_it(tiny_mnist, tmp_path, capsys):
     base = tiny_run_args(tiny_mnist, tmp_path, '--num_gpu', '2', '--batch_size_per_gpu', '4')
     assert distributed_train.main_cli(base + ['--max_steps', '4']) == 0

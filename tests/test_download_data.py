@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 import download_data as dd
@@ -195,6 +194,7 @@ def test_unwritable_folder(fake, capsys):
     assert '--save_to' in one_line_error(capsys)
 
 
+@pytest.mark.slow
 def test_real_mnist_verifies(tmp_path):
     real = (ROOT / '..' / 'shared' / 'data' / 'mnist').resolve()
     if not all((real / name).is_file() for name in FILES):

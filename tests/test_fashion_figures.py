@@ -76,6 +76,7 @@ def test_fashion_data_is_verified_before_training(mirror, tmp_path, monkeypatch,
     assert config.parse(['--dataset', 'fashion-mnist']).data_dir.replace('\\', '/') == 'data/fashion-mnist'
 
 
+@pytest.mark.slow
 def test_evaluate_reports_classes_confusion_and_robustness(run, capsys):
     work, data, args = run
     assert run_main(args + ['--is_training=False', '--robustness']) == 0
@@ -107,6 +108,7 @@ def png_size(inches, dpi):
     return round(inches[1] * dpi), round(inches[0] * dpi)
 
 
+@pytest.mark.slow
 def test_figures_show_inputs_reconstructions_and_perturbations(run, capsys):
     work, data, args = run
     assert figures.run(args) == 0
@@ -166,6 +168,7 @@ def test_perturbed_capsules_move_one_dimension_of_one_class():
             np.testing.assert_allclose(delta[d], expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_plot_draws_the_run(run):
     work, _, _ = run
     assert plot.main(['--results', str(work / 'results')]) == 0

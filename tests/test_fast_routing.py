@@ -114,6 +114,7 @@ def build_both_layers(u_value, W_value, bias_value, **layer_args):
     dict(iter_routing=3),
     dict(iter_routing=2, stop_gradient_inner=False, use_bias=True, leaky=True),
 ])
+@pytest.mark.slow
 def test_fast_digit_caps_matches_tiled_reference_values_and_gradients(layer_args):
     u, W, bias = random_inputs(2)
     with tf.Graph().as_default(), tf1.Session() as sess:
@@ -127,6 +128,7 @@ def test_fast_digit_caps_matches_tiled_reference_values_and_gradients(layer_args
     assert np.abs(fast_grads[0]).max() > 1e-3  # the gradients compared are not all zero
 
 
+@pytest.mark.slow
 def test_capsnet_variables_and_loss_unchanged_by_the_fast_layer(monkeypatch):
     """Same variable names and shapes as the straightforward layer (old checkpoints load), same loss."""
     rng = np.random.default_rng(3)

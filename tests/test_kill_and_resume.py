@@ -191,6 +191,7 @@ def test_ctrl_c_exits_within_seconds_without_a_tensorflow_error(small_data, tmp_
     assert took < 25, 'exit took %.1f s after SIGINT' % took
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_step_stops_without_training(small_data, tmp_path, capsys, monkeypatch):
     restore_or_initialize = training.restore_or_initialize
 
@@ -209,6 +210,7 @@ def test_ctrl_c_before_the_first_step_stops_without_training(small_data, tmp_pat
     assert read_rows(tmp_path / 'results' / 'loss.csv') == []
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_stops_at_once_without_saving(small_data, tmp_path, capsys, monkeypatch):
     train_step = training._train_step
 
@@ -245,6 +247,7 @@ def readable_events(events_file):
             return
 
 
+@pytest.mark.slow
 def test_sigterm_saves_at_the_current_step_and_restores_the_signal_handler(small_data, tmp_path, capsys,
                                                                             monkeypatch):
     def not_handled(signum, frame):

@@ -27,6 +27,7 @@ def scripted_validation(monkeypatch, accuracy_at_step):
     monkeypatch.setattr(training, '_validate', fake)
 
 
+@pytest.mark.slow
 def test_best_checkpoint_follows_validation_and_survives_resume(tiny_mnist, tmp_path, monkeypatch, capsys):
     logdir = tmp_path / 'logdir'
     # Validation every 2 steps: 0.5, 0.8, 0.8 (a tie keeps the earlier step).

@@ -92,6 +92,7 @@ def _routing_gradient_wrt_W(stop_gradient_inner, u, W, readout):
         return run(tf.gradients(loss, W_t)[0])
 
 
+@pytest.mark.slow
 def test_stop_gradient_routing_changes_gradient_of_W_as_specified():
     u, W = tiny_inputs(1)
     readout = np.random.default_rng(2).normal(size=(B, J, D_OUT))

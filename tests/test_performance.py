@@ -47,6 +47,7 @@ def test_bad_values_are_refused():
         config.parse(['--precision', 'half'])
 
 
+@pytest.mark.slow
 def test_bfloat16_training_keeps_float32_checkpoint(tiny_mnist, tmp_path):
     args = tiny_run_args(tiny_mnist, tmp_path, '--precision', 'bfloat16', '--max_steps', '2',
                          '--val_sum_freq', '2')

@@ -65,6 +65,7 @@ def read_rows(path):
         return list(csv.reader(f))
 
 
+@pytest.mark.slow
 def test_folder_of_pngs_idx_and_bad_files(logdir, tmp_path, capsys):
     x, _ = make_digits(6, seed=11)
     folder = tmp_path / 'pngs'
@@ -108,6 +109,7 @@ def test_folder_of_pngs_idx_and_bad_files(logdir, tmp_path, capsys):
     assert Path(rows[6][-1]).name == 'more-images-idx3-ubyte.gz_1.png'
 
 
+@pytest.mark.slow
 def test_architecture_comes_from_flags_json(logdir, tmp_path, capsys):
     x, _ = make_digits(1, seed=12)
     files.write_pixels(str(tmp_path / 'd.png'), x[0])

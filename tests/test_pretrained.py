@@ -25,6 +25,7 @@ def exported(tiny_mnist, tmp_path_factory):
     return work, out
 
 
+@pytest.mark.slow
 def test_card_and_weights(exported):
     work, out = exported
     card = json.loads((out / 'card.json').read_text())
@@ -46,6 +47,7 @@ def test_card_and_weights(exported):
     assert '| test accuracy | %.2f %% (%d errors of 60) |' % (100 * card['test_acc'], card['test_errors']) in markdown
 
 
+@pytest.mark.slow
 def test_every_command_loads_it_through_checkpoint_pretrained(exported, tiny_mnist, tmp_path, monkeypatch,
                                                               capsys):
     work, out = exported
@@ -63,6 +65,7 @@ def test_every_command_loads_it_through_checkpoint_pretrained(exported, tiny_mni
     assert (tmp_path / 'results' / 'perturbation.png').exists()
 
 
+@pytest.mark.slow
 def test_damaged_or_missing_pretrained_is_one_line(exported, tiny_mnist, tmp_path, monkeypatch, capsys):
     _, out = exported
     copy = tmp_path / 'copy'

@@ -22,6 +22,7 @@ def hold_lock(folder):
     return holder
 
 
+@pytest.mark.slow
 def test_second_run_on_a_logdir_refuses_then_runs_once_the_first_is_killed(tiny_mnist, tmp_path, capsys):
     args = tiny_run_args(tiny_mnist, tmp_path, '--max_steps', '2')
     holder = hold_lock(tmp_path / 'logdir')

@@ -9,6 +9,7 @@ import config
 from tools import study_routing
 
 
+@pytest.mark.slow
 def test_study_writes_one_row_per_routing_setting(tiny_mnist, tmp_path, capsys):
     args = tiny_run_args(tiny_mnist, tmp_path) + ['--steps', '2', '--iterations', '1,4']
     assert study_routing.run(args) == 0

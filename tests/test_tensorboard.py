@@ -30,6 +30,7 @@ def events(tiny_mnist, tmp_path_factory):
     return accumulator, work
 
 
+@pytest.mark.slow
 def test_scalar_tags_and_steps(events):
     accumulator, work = events
     tags = accumulator.Tags()
@@ -49,6 +50,7 @@ def test_scalar_tags_and_steps(events):
     assert all(0 <= e.value <= 1 for e in accumulator.Scalars('train/accuracy'))
 
 
+@pytest.mark.slow
 def test_reconstruction_images(events):
     accumulator, _ = events
     assert set(IMAGES) <= set(accumulator.Tags()['images']), accumulator.Tags()['images']

@@ -2,6 +2,7 @@
 import csv
 import json
 
+import pytest
 import tensorflow as tf
 from conftest import run_main, tiny_run_args
 
@@ -11,6 +12,7 @@ def read_csv(path):
         return list(csv.reader(f))
 
 
+@pytest.mark.slow
 def test_train_resume_and_evaluate(tiny_mnist, tmp_path, capsys):
     args = tiny_run_args(tiny_mnist, tmp_path)
     assert run_main(args) == 0
