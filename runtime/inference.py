@@ -185,10 +185,10 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
         saver = tf1.train.Saver(variables)
     sess = tf1.Session(graph=graph, config=session_config(session_flags))
     try:
-        with graph.as_default():  # Saver.restore and Variable.load need it as the default graph
+        with graph.as_default():  # Saver.restore needs it as the default graph
             if which == 'pretrained':
                 _assign_weights(sess, prefix, weights, [v for v in variables if v is not global_step])
-                global_step.load(int(card.get('step', 0)), sess)
+                sess.run(global_step.initializer, {global_step.initial_value: int(card.get('step', 0))})
                 checkpoint = prefix
             elif prefix is None:
                 checkpoint = checkpoints.restore_newest(sess, saver, logdir, variables, warn=warn,
@@ -208,7 +208,8 @@ def _assign_weights(sess, source, weights, variables):
     checkpoints.check_fits(source, {name: list(value.shape) for name, value in weights.items()}, variables,
                            os.path.dirname(source))
     for v in variables:
-        v.load(weights[v.op.name].astype(v.dtype.as_numpy_dtype), sess)
+        # The variable's own initializer, fed the stored value: no assign ops added per variable.
+        sess.run(v.initializer, {v.initial_value: weights[v.op.name].astype(v.dtype.as_numpy_dtype)})
 
 
 def model_weights(sess, variables):

@@ -49,10 +49,11 @@ def test_errors(trained, test_x, test_y, batch_size):
 
 def load_weights(trained, weights):
     """Puts {name: array} into the restored model (cast to its float32 variables)."""
+    # Each variable's own initializer takes its initial value as a feed: no new ops in a finalised graph.
     with trained.graph.as_default():
         for v in trained.graph.get_collection('variables'):
             if v.op.name in weights:
-                v.load(weights[v.op.name].astype(np.float32), trained.sess)
+                trained.sess.run(v.initializer, {v.initial_value: weights[v.op.name].astype(np.float32)})
 
 
 def validation_accuracy(logdir, which, step, results):
