@@ -109,7 +109,7 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
       help='augmentation: random shifts of up to this many pixels per axis, zero padded (paper: 2)')
     a('--num_threads', type=int, default=8, help='parallel calls of the tf.data input pipeline')
     a('--eval_batch_size', type=int, default=500, help='batch size for validation and test evaluation')
-    # Speed (performance.py; bench.py measures each): same model and checkpoints, other arithmetic.
+    # Speed (runtime/session.py; benchmarks/bench.py measures each): same model and checkpoints, other arithmetic.
     a('--precision', default='float32', choices=session.PRECISIONS,
       help='conv/matmul arithmetic: bfloat16 (CPUs with AVX-512 BF16/AMX), float16 (GPUs); weights stay float32')
     _bool(p, 'xla', False, 'compile the graph with XLA (global jit)')
