@@ -187,7 +187,7 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
     try:
         with graph.as_default():  # Saver.restore needs it as the default graph
             if which == 'pretrained':
-                _assign_weights(sess, prefix, weights, [v for v in variables if v is not global_step])
+                assign_weights(sess, prefix, weights, [v for v in variables if v is not global_step])
                 sess.run(global_step.initializer, {global_step.initial_value: int(card.get('step', 0))})
                 checkpoint = prefix
             elif prefix is None:
@@ -203,13 +203,15 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
     return TrainedModel(graph, sess, images, model, extra, checkpoint, step, flags)
 
 
-def _assign_weights(sess, source, weights, variables):
+def assign_weights(sess, source, weights, variables):
     """Loads {name: array} into variables (any float storage, cast to the variable's dtype), checked."""
     checkpoints.check_fits(source, {name: list(value.shape) for name, value in weights.items()}, variables,
                            os.path.dirname(source))
-    for v in variables:
-        # The variable's own initializer, fed the stored value: no assign ops added per variable.
-        sess.run(v.initializer, {v.initial_value: weights[v.op.name].astype(v.dtype.as_numpy_dtype)})
+    # Outside their graph's context the variables' initializers look eager to TensorFlow and fail.
+    with sess.graph.as_default():
+        for v in variables:
+            # The variable's own initializer, fed the stored value: no assign ops added per variable.
+            sess.run(v.initializer, {v.initial_value: weights[v.op.name].astype(v.dtype.as_numpy_dtype)})
 
 
 def model_weights(sess, variables):

@@ -10,7 +10,7 @@ import pytest
 from conftest import REAL_MNIST, run_main, tiny_run_args
 
 import predict
-from runtime import inference
+from runtime import checkpoints, inference
 from tools import export_pretrained, figures
 
 
@@ -45,6 +45,30 @@ def test_card_and_weights(exported):
                                                    or n == 'global_step']
     markdown = (out / 'CARD.md').read_text()
     assert '| test accuracy | %.2f %% (%d errors of 60) |' % (100 * card['test_acc'], card['test_errors']) in markdown
+
+
+@pytest.mark.slow
+def test_assign_weights_loads_float16_values_and_refuses_other_shapes(exported):
+    work, _ = exported
+    with inference.load_model(str(work / 'logdir'), 'best') as trained:
+        variables = trained.graph.get_collection('variables')
+        weights = inference.model_weights(trained.sess, variables)
+        rounded = {name: value.astype(np.float16) for name, value in weights.items()}
+        own = [v for v in variables if v.op.name in rounded]
+        inference.assign_weights(trained.sess, trained.checkpoint, rounded, own)
+        loaded = inference.model_weights(trained.sess, variables)
+        assert set(loaded) == set(weights)
+        for name, value in loaded.items():
+            assert value.dtype == np.float32
+            np.testing.assert_array_equal(value, rounded[name].astype(np.float32))
+        # Rounding moved some weights, so the equality above is not the restored values seen again.
+        assert any(not np.array_equal(loaded[name], weights[name]) for name in weights)
+        step_counter = [v for v in variables if v.op.name == 'global_step'][0]
+        assert trained.sess.run(step_counter) == trained.step
+        wrong = dict(rounded, **{'digit_caps/W': rounded['digit_caps/W'][:1]})
+        with pytest.raises(checkpoints.CheckpointError,
+                           match=r'digit_caps/W is \[1, 10, 8, 16\] there but \[1152, 10, 8, 16\] here'):
+            inference.assign_weights(trained.sess, trained.checkpoint, wrong, own)
 
 
 @pytest.mark.slow

@@ -47,15 +47,6 @@ def test_errors(trained, test_x, test_y, batch_size):
     return int(np.sum(trained.predict_uint8(test_x, batch_size) != test_y))
 
 
-def load_weights(trained, weights):
-    """Puts {name: array} into the restored model (cast to its float32 variables)."""
-    # Each variable's own initializer takes its initial value as a feed: no new ops in a finalised graph.
-    with trained.graph.as_default():
-        for v in trained.graph.get_collection('variables'):
-            if v.op.name in weights:
-                trained.sess.run(v.initializer, {v.initial_value: weights[v.op.name].astype(np.float32)})
-
-
 def validation_accuracy(logdir, which, step, results):
     """The validation accuracy of the exported step: best.json for 'best', val_acc.csv otherwise."""
     if which == 'best':
@@ -98,13 +89,16 @@ def export(args):
     test_x, test_y = utils.load_split(data_dir, 'test', dataset, args.verify_data)
     num_train = len(utils.load_split(data_dir, 'train', dataset, False)[0]) - int(flags.get('val_size', 5000))
     with inference.load_model(args.logdir, args.checkpoint) as trained:
-        weights32 = inference.model_weights(trained.sess, trained.graph.get_collection('variables'))
+        variables = trained.graph.get_collection('variables')
+        weights32 = inference.model_weights(trained.sess, variables)
         errors32 = test_errors(trained, test_x, test_y, args.batch_size)
         weights16 = {k: v.astype(np.float16) for k, v in weights32.items()}
         if not all(np.all(np.isfinite(v)) for v in weights16.values()):
             errors16 = None  # a weight beyond float16's range
         else:
-            load_weights(trained, weights16)
+            # The model's own variables only: the step counter keeps the value restored with them.
+            inference.assign_weights(trained.sess, trained.checkpoint, weights16,
+                                     [v for v in variables if v.op.name in weights16])
             errors16 = test_errors(trained, test_x, test_y, args.batch_size)
         step, source = trained.step, trained.checkpoint
     storage = 'float16' if errors16 == errors32 else 'float32'
