@@ -121,21 +121,17 @@ def run_chief(cfg, task):
     lockstep = Lockstep(cfg, task)
     applying = []  # the thread of _start_applying, once the session is ready
 
-    def build(cfg):
-        parts = towers.build_tower_graph(cfg, placement)
-        sess_config = worker_session_config(cfg, placement, task)
-        parts.open_session = lambda: _ChiefSession(server.target, parts.graph, sess_config, parts.train_op,
-                                                   lockstep)
+    def open_session(parts, cfg):
+        return _ChiefSession(server.target, parts.graph, worker_session_config(cfg, placement, task),
+                             parts.train_op, lockstep)
 
-        def on_session_ready(sess):
-            lockstep.step = int(sess.run(parts.global_step))
-            applying.append(_start_applying(sess, parts.sync_optimizer))
-
-        parts.on_session_ready = on_session_ready
-        return parts
+    def on_session_ready(sess, parts):
+        lockstep.step = int(sess.run(parts.global_step))
+        applying.append(_start_applying(sess, parts.sync_optimizer))
 
     try:
-        return training.train(cfg, build_graph=build)
+        return training.train(cfg, build_graph=lambda cfg: towers.build_tower_graph(cfg, placement),
+                              open_session=open_session, on_session_ready=on_session_ready)
     except _LOST as e:
         raise _timed_out(cfg, task, e) from None
     finally:
@@ -210,11 +206,9 @@ def _train_worker(sess, parts, cfg, task, data, steps_per_epoch, total_steps):
     lockstep = Lockstep(cfg, task)
     step = lockstep.check(sess.run(parts.global_step))
     print('worker %d: joined at step %d of %d' % (task.task_index, step, total_steps), flush=True)
-    while step < total_steps:
-        epoch, skip = divmod(step, steps_per_epoch)
+    for epoch, skip, epoch_end in training.epoch_spans(step, total_steps, steps_per_epoch):
         order = worker_permutation(len(train_x), cfg.seed, epoch, task.task_index)
         parts.train_input.initialize(sess, train_x, train_y, order, skip, epoch=epoch)
-        epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
         while step < epoch_end:
             # Returns the token of the step just applied: the new global step.
             step = lockstep.check(sess.run(parts.train_op))

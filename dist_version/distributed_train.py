@@ -28,7 +28,8 @@ def train_on_one_machine(cfg):
     print('towers on %s; variables on %s; batch %d = %d x %d'
           % (', '.join(placement.tower_devices), placement.variable_device, cfg.batch_size,
              cfg.num_gpu, cfg.batch_size_per_gpu), flush=True)
-    return training.train(cfg, build_graph=lambda c: towers.build_tower_graph(c, placement))
+    return training.train(cfg, build_graph=lambda c: towers.build_tower_graph(c, placement),
+                          open_session=towers.open_session)
 
 
 def run(cfg, task):

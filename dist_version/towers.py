@@ -14,7 +14,7 @@ import tensorflow as tf
 import capsNet
 import utils
 from config import ConfigError
-from runtime import session
+from runtime import checkpoints, session
 
 tf1 = tf.compat.v1
 
@@ -71,7 +71,7 @@ def build_tower_graph(cfg, placement):
 
     cfg.batch_size is the batch of all towers together (num_gpu x batch_size_per_gpu).
     Extra fields: towers (the tower models), tower_grads_and_vars, grads_and_vars (averaged),
-    session_config and open_session (used by training.train), and with several workers sync_optimizer
+    session_config (what open_session gives training.train), and with several workers sync_optimizer
     (tf1.train.SyncReplicasOptimizer) and ready_op, which a non-chief worker waits on.
     """
     num_towers = len(placement.tower_devices)
@@ -118,14 +118,13 @@ def build_tower_graph(cfg, placement):
                                          training=False, reuse=True)
         with tf1.device(placement.host_device):
             saver = tf1.train.Saver(max_to_keep=cfg.keep_checkpoints)
-            best_saver = tf1.train.Saver(max_to_keep=1)  # training.train's model selection (logdir/best/)
+            best_saver = checkpoints.weights_saver(graph)  # training.train's model selection (logdir/best/)
         parts = types.SimpleNamespace(
             graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
             train_op=train_op, loss=mean.total_loss, accuracy=mean.accuracy, summary=summary,
             eval_model=eval_model, saver=saver, best_saver=best_saver, towers=towers, grads_and_vars=grads_and_vars,
             tower_grads_and_vars=tower_grads, sync_optimizer=sync_optimizer,
             session_config=session_config(placement, cfg))
-        parts.open_session = lambda: tf1.Session(graph=graph, config=parts.session_config)
         parts.init = tf1.global_variables_initializer()
         if sync_optimizer is not None:
             # A non-chief worker waits until the chief has initialised or restored these.
@@ -135,6 +134,11 @@ def build_tower_graph(cfg, placement):
             sync_optimizer.ready_for_local_init_op.mark_used()
     graph.finalize()
     return parts
+
+
+def open_session(parts, cfg):
+    """training.train's session for tower parts: main.py's options plus the CPU copies towers need."""
+    return tf1.Session(graph=parts.graph, config=parts.session_config)
 
 
 def _tower_mean(towers):

@@ -3,17 +3,13 @@
     evaluate(cfg)  what `python main.py --is_training=False` runs
 """
 import os
-import sys
 
 import numpy as np
 
 import utils
 from evaluation import metrics, robustness
 from runtime import files, inference
-
-
-def _warn(message):
-    print(message, file=sys.stderr)
+from runtime.errors import warn
 
 
 def evaluate(cfg):
@@ -22,7 +18,7 @@ def evaluate(cfg):
     run has none)."""
     test_x, test_y = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
     with inference.load_model(cfg.logdir, cfg.checkpoint, fallback_flags=cfg, session_flags=cfg,
-                              warn=_warn) as trained:
+                              warn=warn) as trained:
         step, checkpoint = trained.step, trained.checkpoint
         predictions = trained.predict_uint8(test_x, cfg.eval_batch_size)
         if cfg.robustness:

@@ -17,8 +17,11 @@ Model selection (validation only; the test set never picks a step):
 logdir/best/                the checkpoint of the highest validation accuracy so far (one kept),
                             with its own 'checkpoint' state file and best.json {step, val_acc}
 
-Checkpoints are found by file name (`model.ckpt-<step>.index`), not only through the `checkpoint`
-file, which stores absolute paths and so is stale once a logdir is moved or copied.
+Checkpoints are found by file name (`model.ckpt-<step>.index`) inside their own folder, never through a
+path stored somewhere: the `checkpoint` state files name them relative to their folder (as TensorFlow
+reads them), and rotation only ever deletes files it listed in that same folder. So a logdir can be
+copied or moved, and resuming the copy leaves the original's files as they were. logdir/best/ holds the
+model's weights and the step only (what evaluation, prediction and export read), no optimizer slots.
 """
 import glob
 import json
@@ -61,7 +64,7 @@ def step_of(prefix):
     return int(prefix.rsplit('-', 1)[1])
 
 
-def restore_newest(sess, saver, logdir, variables, name=CHECKPOINT_NAME, warn=print, current_flags=None):
+def restore_newest(sess, saver, logdir, variables, name=CHECKPOINT_NAME, warn=print):
     """Restores the newest readable checkpoint of logdir into `variables`; returns its prefix or None.
 
     A checkpoint that cannot be read is skipped with a warning; one whose shapes do not match
@@ -75,7 +78,7 @@ def restore_newest(sess, saver, logdir, variables, name=CHECKPOINT_NAME, warn=pr
         except (tf.errors.OpError, ValueError) as e:
             skipped.append((prefix, short_reason(e)))
             continue
-        check_fits(prefix, stored_shapes, variables, logdir, current_flags)
+        check_fits(prefix, stored_shapes, variables)
         try:
             saver.restore(sess, prefix)
         except (tf.errors.OpError, ValueError) as e:
@@ -91,14 +94,14 @@ def restore_newest(sess, saver, logdir, variables, name=CHECKPOINT_NAME, warn=pr
     return None
 
 
-def restore_exactly(sess, saver, prefix, variables, current_flags=None):
+def restore_exactly(sess, saver, prefix, variables):
     """Restores the one checkpoint `prefix` (a chosen one, no fallback), with the same one-line errors."""
     try:
         stored_shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
         raise CheckpointError('checkpoint %s cannot be read (%s); pick another one or retrain'
                               % (prefix, short_reason(e))) from None
-    check_fits(prefix, stored_shapes, variables, os.path.dirname(prefix) or '.', current_flags)
+    check_fits(prefix, stored_shapes, variables)
     try:
         saver.restore(sess, prefix)
     except (tf.errors.OpError, ValueError) as e:
@@ -107,7 +110,7 @@ def restore_exactly(sess, saver, prefix, variables, current_flags=None):
     return prefix
 
 
-def check_fits(prefix, stored_shapes, variables, logdir, current_flags=None):
+def check_fits(prefix, stored_shapes, variables):
     """Raises CheckpointError naming what differs when `variables` cannot be restored from prefix."""
     problems = []
     for v in variables:
@@ -120,24 +123,8 @@ def check_fits(prefix, stored_shapes, variables, logdir, current_flags=None):
     if not problems:
         return
     shown = '; '.join(problems[:3]) + ('; ...' if len(problems) > 3 else '')
-    raise CheckpointError('checkpoint %s was made by a different model (%s)%s; rerun with the flags it was '
-                          'trained with or use another --logdir'
-                          % (prefix, shown, _flag_differences(logdir, current_flags)))
-
-
-def _flag_differences(logdir, current_flags):
-    """', trained with --x=1 (now 2)' from flags.json beside the checkpoint, when there is one."""
-    try:
-        with open(os.path.join(logdir, 'flags.json')) as f:
-            trained = json.load(f)
-    except (OSError, ValueError):
-        return ''
-    if not current_flags:
-        return '; flags.json beside it lists the flags it was trained with'
-    ignored = {'is_training', 'logdir', 'results', 'data_dir', 'max_steps', 'epoch'}
-    diffs = ['--%s=%s (now %s)' % (k, trained[k], current_flags[k]) for k in sorted(trained)
-             if k in current_flags and k not in ignored and trained[k] != current_flags[k]]
-    return ', it was trained with ' + ', '.join(diffs[:5]) if diffs else ''
+    raise CheckpointError('checkpoint %s was made by a different model (%s); rerun with the flags it was '
+                          'trained with (its run\'s flags.json) or use another --logdir' % (prefix, shown))
 
 
 def remove_partial_saves(logdir):
@@ -156,15 +143,6 @@ def remove_partial_saves(logdir):
     for path in leftovers:
         os.remove(path)
     return leftovers
-
-
-def track_existing(saver, logdir, up_to_step, name=CHECKPOINT_NAME):
-    """Tells a fresh Saver about the checkpoints already on disk, so --keep_checkpoints also counts them.
-
-    Without this a resumed run never deletes the checkpoints of the runs before it.
-    """
-    older = [p for p in newest_first(logdir, name) if step_of(p) <= up_to_step]
-    saver.recover_last_checkpoints(list(reversed(older)))
 
 
 # Tests set this to 'STEP:PATH' to catch a save in the act: at STEP the save writes PATH once the data is
@@ -192,7 +170,7 @@ def save(sess, saver, prefix, step, variables, write_meta_graph=True):
         staged = saver.save(sess, final + STAGING_SUFFIX, write_meta_graph=write_meta_graph, write_state=False)
         _pause_if_asked(step)
         _move_into_place(staged, final)
-        _record(saver, logdir, final)
+        _record(logdir, final, saver.saver_def.max_to_keep)
     except (tf.errors.OpError, OSError) as e:
         remove_partial_saves(logdir)  # a half-written data file can be as large as the whole checkpoint
         previous = [p for p in newest_first(logdir, os.path.basename(prefix))
@@ -223,19 +201,23 @@ def _move_into_place(staged, final):
     os.replace(staged + '.index', final + '.index')  # from here on the checkpoint exists
 
 
-def _record(saver, logdir, final):
-    """What Saver.save does after writing: the `checkpoint` state file and the max_to_keep rotation."""
-    kept = [p for p in saver.last_checkpoints if p != final] + [final]
-    max_to_keep = saver.saver_def.max_to_keep
-    dropped = kept[:-max_to_keep] if max_to_keep else []
-    kept = kept[len(dropped):]
+def _record(folder, final, max_to_keep):
+    """What Saver.save does after writing, by the files of `folder` alone: the `checkpoint` state file,
+    naming checkpoints relative to folder, and the rotation to the newest max_to_keep (0: keep all).
+
+    Checkpoints of higher steps than `final` (left by a run whose newest checkpoint could not be read)
+    are neither listed nor deleted: they are not this run's to judge.
+    """
+    name, step = os.path.basename(final).rsplit('-', 1)[0], step_of(final)
+    older = [p for p in newest_first(folder, name) if step_of(p) < step]
+    kept_older = older[:max_to_keep - 1] if max_to_keep else older
+    kept = [os.path.basename(p) for p in reversed(kept_older)] + [os.path.basename(final)]
     # TensorFlow's text format of CheckpointState, as tf.train.latest_checkpoint reads it.
     quoted = lambda path: '"%s"' % text_encoding.CEscape(path, as_utf8=True)
-    files.atomic_write(os.path.join(logdir, 'checkpoint'),
-                       'model_checkpoint_path: %s\n' % quoted(final)
+    files.atomic_write(os.path.join(folder, 'checkpoint'),
+                       'model_checkpoint_path: %s\n' % quoted(kept[-1])
                        + ''.join('all_model_checkpoint_paths: %s\n' % quoted(p) for p in kept))
-    saver.set_last_checkpoints_with_time([(p, time.time()) for p in kept])
-    for old in dropped:
+    for old in older[len(kept_older):]:
         for old_file in glob.glob(glob.escape(old) + '.*'):
             if re.search(r'\.(index|meta|data-\d+-of-\d+)$', old_file):
                 os.remove(old_file)
@@ -285,14 +267,28 @@ def find(logdir, which='latest'):
     if which not in CHOICES:
         raise UserError('unknown --checkpoint=%s; choose latest or best' % which)
     folder = logdir if which == 'latest' else best_folder(logdir)
-    checkpoint = tf.train.latest_checkpoint(folder)
-    if checkpoint is None:
-        if which == 'best' and tf.train.latest_checkpoint(logdir) is not None:
+    found = newest_first(folder)
+    if not found:
+        if which == 'best' and newest_first(logdir):
             raise UserError('no validation-selected checkpoint in %s (the run predates it or never '
                             'validated); use --checkpoint=latest' % folder)
         raise UserError('no checkpoint in %s; train first with: python main.py --logdir=%s'
                         % (folder, logdir))
-    return checkpoint
+    return found[0]
+
+
+def weights_to_keep(graph):
+    """The variables logdir/best/ keeps: the model's weights and the step, not the optimizer's slots.
+
+    Evaluation, predict.py and the export restore only these, so best/ is a third of a full checkpoint.
+    """
+    weights = graph.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES)
+    return weights + graph.get_collection(tf1.GraphKeys.GLOBAL_STEP)
+
+
+def weights_saver(graph):
+    """The Saver of logdir/best/ (call while building graph): weights_to_keep, one checkpoint kept."""
+    return tf1.train.Saver(weights_to_keep(graph), max_to_keep=1)
 
 
 class BestCheckpoint:
@@ -302,21 +298,17 @@ class BestCheckpoint:
     only replaces the best checkpoint with a strictly better one.
     """
 
-    def __init__(self, saver, logdir, variables=()):
-        self.saver = saver  # a Saver with max_to_keep=1; None turns model selection off
-        self.variables = list(variables)  # checked for NaN/Inf before each save
+    def __init__(self, saver, logdir, variables):
+        self.saver = saver  # a weights_saver(): max_to_keep=1, so a new best replaces the old one
+        self.variables = list(variables)  # what saver saves, checked for NaN/Inf before each save
         self.folder = best_folder(logdir)
         state = read_best_state(logdir)
         self.step = state['step'] if state else None
         self.accuracy = state['val_acc'] if state else float('-inf')
-        previous = tf.train.get_checkpoint_state(self.folder)
-        if previous is not None and saver is not None:
-            # A new Saver forgets older files; without this a resumed run would keep two bests.
-            saver.recover_last_checkpoints(list(previous.all_model_checkpoint_paths))
 
     def offer(self, sess, step, accuracy):
         """Saves when accuracy is a new best; returns True if it did."""
-        if self.saver is None or not accuracy > self.accuracy:
+        if not accuracy > self.accuracy:
             return False
         os.makedirs(self.folder, exist_ok=True)
         save(sess, self.saver, os.path.join(self.folder, CHECKPOINT_NAME), step, self.variables,

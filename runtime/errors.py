@@ -63,6 +63,11 @@ class TrainingInterrupted(UserError):
     exit_code = 130
 
 
+def warn(message):
+    """A note or warning for the user: one line on stderr, the run goes on."""
+    print(message, file=sys.stderr)
+
+
 def run_cli(body):
     """Runs a command's body() and returns its exit status: body's int, or 0 when it returns None.
 

@@ -4,7 +4,6 @@
 import hashlib
 import json
 import os
-import sys
 import types
 
 import numpy as np
@@ -12,6 +11,7 @@ import tensorflow as tf
 
 from runtime import checkpoints
 from runtime.dataset_files import IMAGE_SIZE
+from runtime import errors
 from runtime.errors import UserError
 from runtime.session import session_config
 
@@ -160,18 +160,13 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
     import capsNet  # the model; imported here so that reading the constants above loads no model code
     if which not in LOAD_CHOICES:
         raise UserError('unknown --checkpoint=%s; choose one of: %s' % (which, ', '.join(LOAD_CHOICES)))
-    warn = warn or _warn
+    warn = warn or errors.warn
     if which == 'pretrained':
         card, weights = read_pretrained_weights(pretrained_dir)
         flags, prefix = card.get('flags', {}), os.path.join(pretrained_dir or PRETRAINED_DIR, PRETRAINED_WEIGHTS)
     else:
-        if which == 'latest' and checkpoints.newest_first(logdir):
-            prefix = None  # the newest readable one, restored below with fallback to older ones
-        else:
-            # By file name, not through best/checkpoint, whose absolute paths go stale when a logdir
-            # is copied or moved; find() gives the one-line error when there is none.
-            found = checkpoints.newest_first(checkpoints.best_folder(logdir)) if which == 'best' else []
-            prefix = found[0] if found else checkpoints.find(logdir, which)
+        # 'latest': the newest readable one, restored below with fallback to older ones.
+        prefix = checkpoints.find(logdir, which) if which == 'best' or not checkpoints.newest_first(logdir) else None
         flags = run_flags(logdir, fallback_flags, warn)
     graph = tf.Graph()
     with graph.as_default():
@@ -191,10 +186,9 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
                 sess.run(global_step.initializer, {global_step.initial_value: int(card.get('step', 0))})
                 checkpoint = prefix
             elif prefix is None:
-                checkpoint = checkpoints.restore_newest(sess, saver, logdir, variables, warn=warn,
-                                                        current_flags=flags)
+                checkpoint = checkpoints.restore_newest(sess, saver, logdir, variables, warn=warn)
             else:
-                checkpoint = checkpoints.restore_exactly(sess, saver, prefix, variables, flags)
+                checkpoint = checkpoints.restore_exactly(sess, saver, prefix, variables)
             step = int(sess.run(global_step))
     except BaseException:
         sess.close()
@@ -205,8 +199,7 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
 
 def assign_weights(sess, source, weights, variables):
     """Loads {name: array} into variables (any float storage, cast to the variable's dtype), checked."""
-    checkpoints.check_fits(source, {name: list(value.shape) for name, value in weights.items()}, variables,
-                           os.path.dirname(source))
+    checkpoints.check_fits(source, {name: list(value.shape) for name, value in weights.items()}, variables)
     # Outside their graph's context the variables' initializers look eager to TensorFlow and fail.
     with sess.graph.as_default():
         for v in variables:
@@ -223,6 +216,3 @@ def model_weights(sess, variables):
 def _is_model_weight(name):
     return name != 'global_step' and '/Adam' not in name and not name.startswith('beta')
 
-
-def _warn(message):
-    print(message, file=sys.stderr)

@@ -4,7 +4,6 @@
 """
 import contextlib
 import os
-import sys
 import time
 import types
 
@@ -15,8 +14,8 @@ from tqdm import tqdm
 import capsNet
 import config
 import utils
-from runtime import checkpoints, files
-from runtime.errors import NonFiniteLoss, TimeLimitReached, TrainingInterrupted
+from runtime import checkpoints, files, run_record
+from runtime.errors import NonFiniteLoss, TimeLimitReached, TrainingInterrupted, warn
 from runtime.graceful_stop import GracefulStop, StopRequested, signals_ignored
 from runtime.inference import count_correct
 from runtime.runlock import RunLock
@@ -48,16 +47,14 @@ def build_train_graph(cfg):
             train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
             accuracy=model.accuracy, summary=capsNet.train_summaries(model), eval_model=eval_model,
             saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints),
-            best_saver=tf1.train.Saver(max_to_keep=1))
+            best_saver=checkpoints.weights_saver(graph))
         parts.init = tf1.global_variables_initializer()
     graph.finalize()  # a loop that adds ops every step leaks memory; make that an error instead
     return parts
 
 
-def open_session(parts, cfg=None):
-    """A session for parts.graph; a graph builder may bring its own (parts.open_session: towers, clusters)."""
-    if getattr(parts, 'open_session', None):
-        return parts.open_session()
+def open_session(parts, cfg):
+    """A session for parts.graph with the speed flags of cfg (towers and clusters bring their own)."""
     return tf1.Session(graph=parts.graph, config=session_config(cfg))
 
 
@@ -75,20 +72,16 @@ def closing_on_this_thread(sess):
 
 def restore_or_initialize(sess, parts, cfg):
     """Restores the newest readable checkpoint of logdir, if any; returns (global step, its prefix)."""
-    checkpoints.remove_partial_saves(cfg.logdir)
+    for folder in (cfg.logdir, checkpoints.best_folder(cfg.logdir)):
+        if os.path.isdir(folder):
+            checkpoints.remove_partial_saves(folder)
     variables = parts.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
     restored = checkpoints.restore_newest(sess, parts.saver, cfg.logdir, variables,
-                                             warn=_warn, current_flags=vars(cfg))
+                                          warn=warn)
     if restored is None:
         sess.run(parts.init)
         return 0, None
-    step = int(sess.run(parts.global_step))
-    checkpoints.track_existing(parts.saver, cfg.logdir, step)
-    return step, restored
-
-
-def _warn(message):
-    print(message, file=sys.stderr)
+    return int(sess.run(parts.global_step)), restored
 
 
 def save_checkpoint(sess, parts, cfg, step):
@@ -120,8 +113,23 @@ def scalar_summary(tag, value):
     return tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=float(value))])
 
 
-def train(cfg, build_graph=build_train_graph):
-    """Trains for cfg.epoch epochs (or cfg.max_steps steps); resumes from the newest checkpoint."""
+def epoch_spans(step, total_steps, steps_per_epoch):
+    """(epoch, steps of it already done, step where it ends) for each epoch from `step` to total_steps:
+    where a run, fresh or resumed, picks up the data order."""
+    while step < total_steps:
+        epoch, skip = divmod(step, steps_per_epoch)
+        end = min((epoch + 1) * steps_per_epoch, total_steps)
+        yield epoch, skip, end
+        step = end
+
+
+def train(cfg, build_graph=build_train_graph, open_session=open_session, on_session_ready=None):
+    """Trains for cfg.epoch epochs (or cfg.max_steps steps); resumes from the newest checkpoint.
+
+    build_graph(cfg) -> the parts build_train_graph returns; open_session(parts, cfg) -> their session;
+    on_session_ready(sess, parts), if given, runs once the variables are restored or initialised
+    (dist_version's towers and clusters change these three).
+    """
     (train_x, train_y), (val_x, val_y) = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset,
                                                               cfg.verify_data)
     steps_per_epoch = len(train_x) // cfg.batch_size
@@ -131,32 +139,31 @@ def train(cfg, build_graph=build_train_graph):
     total_steps = cfg.max_steps or cfg.epoch * steps_per_epoch
     note = precision_note(cfg, is_gpu_run=bool(tf.config.list_physical_devices('GPU')))
     if note:
-        print(note, file=sys.stderr)
+        warn(note)
     with run_locks(cfg), GracefulStop() as stop:
+        # Before the graph is built: a resume with other model or data-order flags changes nothing.
+        run_record.check_resume(cfg, has_checkpoint=bool(checkpoints.newest_first(cfg.logdir)))
         parts = build_graph(cfg)
-        return _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop)
+        return _train_loop(cfg, parts, (train_x, train_y), (val_x, val_y), steps_per_epoch, total_steps,
+                           stop, open_session, on_session_ready)
 
 
-def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, total_steps, stop):
-    time_limit = getattr(cfg, 'time_limit', 0)
-    deadline = clock() + 60.0 * time_limit if time_limit else None
+def _train_loop(cfg, parts, train_data, val_data, steps_per_epoch, total_steps, stop, open_session,
+                on_session_ready):
+    (train_x, train_y), (val_x, val_y) = train_data, val_data
+    deadline = clock() + 60.0 * cfg.time_limit if cfg.time_limit else None
     with closing_on_this_thread(open_session(parts, cfg)) as sess:
         step, restored = restore_or_initialize(sess, parts, cfg)
-        # Written after the restore: a run refused for other flags must not overwrite the old record.
-        config.save_flags(cfg, os.path.join(cfg.logdir, 'flags.json'))
-        print('flags (saved to %s): %s' % (os.path.join(cfg.logdir, 'flags.json'),
-                                           ' '.join('--%s=%s' % kv for kv in sorted(vars(cfg).items()))))
-        if getattr(parts, 'on_session_ready', None):
-            parts.on_session_ready(sess)  # e.g. dist_version's chief starts applying synced gradients
+        if on_session_ready:
+            on_session_ready(sess, parts)  # e.g. dist_version's chief starts applying synced gradients
         if step >= total_steps:
             print('already trained: step %d of %d in %s' % (step, total_steps, cfg.logdir))
             return step
+        run_record.start_session(cfg, step)
         if step:
             print('resuming from step %d (%s)' % (step, restored))
         logs = open_csvs(cfg.results, step)
-        # A graph without best_saver (an older build_graph) trains without model selection.
-        best = checkpoints.BestCheckpoint(getattr(parts, 'best_saver', None), cfg.logdir,
-                                          parts.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES))
+        best = checkpoints.BestCheckpoint(parts.best_saver, cfg.logdir, checkpoints.weights_to_keep(parts.graph))
         writer = tf1.summary.FileWriter(cfg.logdir, parts.graph if step == 0 else None)
         if step:
             # Tells TensorBoard to drop events a killed run wrote past this step, as the CSVs do.
@@ -164,12 +171,10 @@ def _train_loop(cfg, parts, train_x, train_y, val_x, val_y, steps_per_epoch, tot
         last_saved = step
         try:
             stop.check()  # a Ctrl-C while the graph was built or restored: stop before the first step
-            while step < total_steps:
-                epoch, skip = divmod(step, steps_per_epoch)
+            for epoch, skip, epoch_end in epoch_spans(step, total_steps, steps_per_epoch):
                 parts.train_input.initialize(sess, train_x, train_y,
                                              utils.epoch_permutation(len(train_x), cfg.seed, epoch), skip,
                                              epoch=epoch)
-                epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
                 bar = tqdm(total=epoch_end - epoch * steps_per_epoch, initial=skip, unit='step',
                            desc='epoch %d/%d' % (epoch + 1, -(-total_steps // steps_per_epoch)),
                            dynamic_ncols=True)

@@ -115,3 +115,15 @@ def tiny_run_args(data_dir, workdir, *extra):
             '--batch_size', '8', '--eval_batch_size', '32', '--max_steps', '6',
             '--train_sum_freq', '2', '--val_sum_freq', '3', '--save_freq', '1', '--num_threads', '2',
             '--logdir', str(workdir / 'logdir'), '--results', str(workdir / 'results')] + list(extra)
+
+
+def scripted_validation(monkeypatch, accuracy_at_step):
+    """The real validation runs (CSV rows, summaries), but reports the accuracies of the script."""
+    from runtime import training
+    real = training._validate
+
+    def fake(sess, parts, step, *rest):
+        real(sess, parts, step, *rest)
+        return accuracy_at_step[step]
+
+    monkeypatch.setattr(training, '_validate', fake)

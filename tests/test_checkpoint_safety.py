@@ -73,12 +73,18 @@ def test_no_readable_checkpoint_is_a_one_line_error(small_data, trained, tmp_pat
 
 @pytest.mark.slow
 def test_checkpoint_found_after_the_logdir_was_moved(small_data, trained, tmp_path, capsys):
-    # The 'checkpoint' file of the copy still names the original folder, which must not matter.
-    logdir = copy_of(trained, tmp_path)
-    assert str(trained) in (logdir / 'checkpoint').read_text()
-    shutil.rmtree(tmp_path / 'elsewhere', ignore_errors=True)
+    # Moved, with a `checkpoint` file naming its old folder by absolute path (as older versions wrote it).
+    before = tmp_path / 'before' / 'logdir'
+    shutil.copytree(trained / 'logdir', before)
+    (before / 'checkpoint').write_text('model_checkpoint_path: "%s"\n' % (before / 'model.ckpt-10'))
+    logdir = tmp_path / 'logdir'
+    shutil.move(str(before), str(logdir))
     assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False')) == 0
     assert 'at step 10 of %s' % (logdir / 'model.ckpt-10') in capsys.readouterr().out
+    # It also resumes there, and its next save names the checkpoints where they now are.
+    assert run_main(tiny_run_args(small_data, tmp_path, '--max_steps', '15')) == 0
+    assert names(logdir) == ['model.ckpt-15', 'model.ckpt-10', 'model.ckpt-5']
+    assert tf.train.latest_checkpoint(str(logdir)) == str(logdir / 'model.ckpt-15')
 
 
 @pytest.mark.slow
@@ -93,14 +99,20 @@ def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(sma
                                                                              capsys):
     logdir = copy_of(trained, tmp_path)
     flags_before = (logdir / 'flags.json').read_text()
+    # Refused by the run's identity before any graph is built, naming only the flag that differs.
     code = run_main(tiny_run_args(small_data, tmp_path, '--digit_caps_bias=True'))
     err = capsys.readouterr().err
-    assert code != 0 and 'Traceback' not in err
-    line = last_line(err)
+    assert code == 2 and 'Traceback' not in err
+    assert last_line(err) == ('error: %s holds a run trained with --digit_caps_bias=False (now True); resume it '
+                              'with those flags, or give a new --logdir to train another run' % logdir)
+    assert (logdir / 'flags.json').read_text() == flags_before  # the refused run kept the record
+    # Without flags.json, the checkpoint's own shapes refuse it, naming the variable.
+    (logdir / 'flags.json').unlink()
+    assert run_main(tiny_run_args(small_data, tmp_path, '--digit_caps_bias=True')) == 1
+    line = last_line(capsys.readouterr().err)
     assert line.startswith('error: checkpoint %s was made by a different model' % (logdir / 'model.ckpt-10'))
     assert 'digit_caps/biases is missing there' in line
-    assert 'it was trained with --digit_caps_bias=False (now True)' in line
-    assert (logdir / 'flags.json').read_text() == flags_before  # the refused run kept the record
+    (logdir / 'flags.json').write_text(flags_before)
     # Testing builds the model from flags.json, so a stray architecture flag cannot break it.
     assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False', '--digit_caps_bias=True')) == 0
     # A flags.json that does not match its checkpoint is refused the same way.

@@ -16,7 +16,8 @@ from conftest import run_main, tiny_run_args
 
 from runtime import checkpoints
 
-CHECKPOINT_MB = 99  # weights + Adam slots of the default model; best/ holds one more, without the .meta
+CHECKPOINT_MB = 99  # weights + Adam slots of the default model
+BEST_MB = 33  # best/ holds the weights and the step only
 
 
 @contextlib.contextmanager
@@ -58,9 +59,9 @@ def readable(prefix):
 
 @pytest.mark.slow
 def test_disk_full_during_a_checkpoint_save(small_data, tmp_path, capsys):
-    # Room for about two checkpoints: best/ (validation at step 3) and model.ckpt-5 fit; the next save
-    # (best/ at step 6 if validation improves, else model.ckpt-10) does not.
-    with small_filesystem(tmp_path / 'disk', '%dm' % int(CHECKPOINT_MB * 2.5)) as disk:
+    # Room for best/ (validation at step 3) and model.ckpt-5, and less than a second best/ beside them:
+    # the next save (best/ at step 6 if validation improves, else model.ckpt-10) does not fit.
+    with small_filesystem(tmp_path / 'disk', '%dm' % int(CHECKPOINT_MB + BEST_MB * 1.5)) as disk:
         args = tiny_run_args(small_data, disk, '--max_steps', '10', '--val_sum_freq', '3')
         code = run_main(args)
         err = capsys.readouterr().err

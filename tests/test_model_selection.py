@@ -6,25 +6,14 @@ import re
 
 import pytest
 import tensorflow as tf
-from conftest import run_main, tiny_run_args
+from conftest import run_main, scripted_validation, tiny_run_args
 
-from runtime import checkpoints, training
+from runtime import checkpoints
 from runtime.errors import UserError
 
 
 def best_files(logdir):
     return sorted(p.name for p in (logdir / 'best').glob('model.ckpt-*.index'))
-
-
-def scripted_validation(monkeypatch, accuracy_at_step):
-    """The real validation runs (CSV rows, summaries), but reports the accuracies of the script."""
-    real = training._validate
-
-    def fake(sess, parts, step, *rest):
-        real(sess, parts, step, *rest)
-        return accuracy_at_step[step]
-
-    monkeypatch.setattr(training, '_validate', fake)
 
 
 @pytest.mark.slow
