@@ -214,7 +214,7 @@ def test_predict_inverts_scans_by_itself_and_obeys_invert(flag, inverted, noted,
 
 def test_invert_flag_refuses_other_words(capsys):
     assert predict.main(['a.png', '--invert=sometimes']) == 2
-    assert 'bad argument: argument --invert: expected True or False' in capsys.readouterr().err
+    assert 'error: bad flag: argument --invert: expected True or False' in capsys.readouterr().err
 
 
 def test_resize_fit_keeps_position_and_averages(tmp_path):
