@@ -304,7 +304,8 @@ def test_unwritable_outputs_are_refused_before_predicting(logdir, tmp_path, caps
     blocker.write_text('x')
     cases = [(['--reconstructions', str(blocker)], '--reconstructions=%s is a file, not a folder' % blocker),
              (['--output', str(blocker / 'x.csv')],
-              '--output=%s cannot be written: %s is a file, not a folder' % (blocker / 'x.csv', blocker)),
+              '--output=%s cannot be written: %s is a file, not a folder; choose another --output'
+              % (blocker / 'x.csv', blocker)),
              (['--output', str(tmp_path)], '--output=%s is a folder; give a file name' % tmp_path)]
     for extra, message in cases:
         assert predict.main([str(tmp_path / 'd.png'), '--logdir', str(logdir)] + extra) == 1
@@ -326,6 +327,28 @@ def test_label_files_of_an_mnist_folder_are_skipped_with_a_note(logdir, tmp_path
     assert 'error' not in err
     for name in ('t10k-labels-idx1-ubyte.gz', 'train-labels-idx1-ubyte'):
         assert 'note: %s: IDX labels (idx1), not images: skipped' % (folder / name) in err
+
+
+def test_missing_best_and_damaged_checkpoints_are_one_line(logdir, tmp_path, capsys):
+    x, _ = make_digits(1, seed=16)
+    files.write_pixels(str(tmp_path / 'd.png'), x[0])
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    cases = [(empty, 'latest', 'no checkpoint in %s; train first with: python main.py --logdir=%s' % (empty, empty)),
+             (logdir, 'best', 'no validation-selected checkpoint in %s' % (logdir / 'best'))]
+    # A chosen checkpoint (best/) whose weights are cut short: no fallback, one line.
+    damaged = tmp_path / 'damaged'
+    (damaged / 'best').mkdir(parents=True)
+    for f in logdir.iterdir():
+        if f.is_file():
+            (damaged / f.name).write_bytes(f.read_bytes())
+            (damaged / 'best' / f.name).write_bytes(f.read_bytes()[:40] if '.data-' in f.name else f.read_bytes())
+    cases.append((damaged, 'best', 'pick another one or retrain'))
+    for folder, which, message in cases:
+        assert predict.main([str(tmp_path / 'd.png'), '--logdir', str(folder), '--checkpoint', which]) == 1
+        out, err = capsys.readouterr()
+        assert err.count('\n') == 1 and err.startswith('error: ') and message in err, err
+    assert 'checkpoint %s cannot be read (' % (damaged / 'best' / 'model.ckpt-42') in err
 
 
 def test_choices_spelled_out_for_the_parser_match_the_modules():
