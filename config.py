@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 
-from runtime import files, session
+from runtime import cli, files, session
 from runtime.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +69,11 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def command_parser(description):
     """A parser for a helper command (plot.py, ...): same one-line errors as main.py's flags."""
-    return _OneLineParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return _OneLineParser(description=description, formatter_class=cli.HelpFormatter)
 
 
 def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).'):
-    p = _OneLineParser(description=description,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _OneLineParser(description=description, formatter_class=cli.HelpFormatter)
     a = p.add_argument
     # Loss (paper, section 3).
     a('--m_plus', type=float, default=MODEL_DEFAULTS.m_plus, help='margin loss: target length floor for the true class')

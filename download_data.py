@@ -6,7 +6,6 @@
 The dataset facts (names, shapes, checksums, sources) and `verify_file` are in
 runtime/dataset_files.py, which utils.py also uses to refuse corrupt data before training.
 """
-import argparse
 import http.client
 import os
 import sys
@@ -17,6 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from runtime.cli import command_parser
+from runtime.errors import run_cli
 from runtime.dataset_files import (CHUNK, FILES, SOURCES, DataFileError, dataset_table,
                                    problem_with, reason)
 
@@ -139,8 +140,8 @@ def download(dataset='mnist', save_to=None, mirror=None, force=False,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Download and verify MNIST or Fashion-MNIST.')
+    parser = command_parser('Download and verify MNIST or Fashion-MNIST.',
+                            command='python download_data.py')
     parser.add_argument('--dataset', default='mnist',
                         help='mnist or fashion-mnist (default: mnist)')
     parser.add_argument('--save_to', default=None,
@@ -149,18 +150,22 @@ def main(argv=None):
                         help=MIRROR_FORMS + '; replaces the default sources')
     parser.add_argument('--force', action='store_true',
                         help='download again even if valid files exist')
-    args = parser.parse_args(argv)
-    try:
-        download(args.dataset, args.save_to, args.mirror, args.force)
-    except DataFileError as e:
-        print(f'error: {e}'.replace('\n', ' '), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print('error: interrupted; partial files were removed',
-              file=sys.stderr)
-        return 130
-    return 0
 
+    def body():
+        args = parser.parse_args(argv)
+        try:
+            download(args.dataset, args.save_to, args.mirror, args.force)
+        except DataFileError as e:
+            print(f'error: {e}'.replace('\n', ' '), file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print('error: interrupted; partial files were removed',
+                  file=sys.stderr)
+            return 130
+        return 0
+    # run_cli: a bad flag is one line (exit 2), and so is a --save_to
+    # under a file, on a read-only disk or a full one (exit 1).
+    return run_cli(body)
 
 if __name__ == '__main__':
     sys.exit(main())

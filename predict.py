@@ -11,44 +11,35 @@ rebuilt from logdir/flags.json, so the architecture flags of training need not b
 A file that cannot be read gets one `error:` line and the others are still predicted; the exit
 status is then 1.
 """
-import argparse
 import csv
 import io
 import os
 import sys
 
+import config
+from runtime import cli, files
+from runtime.errors import UserError, run_cli
 from runtime.quiet_start import import_tensorflow_quietly
 
-# Quiet also hides the decoder warnings a corrupt image triggers; our own error line names the file.
-import_tensorflow_quietly()
-
-import numpy as np  # noqa: E402
-
-import config  # noqa: E402
-from evaluation import digit_images  # noqa: E402
-from runtime import files, inference  # noqa: E402
-from runtime.errors import UserError, run_cli  # noqa: E402
-
 BATCH_SIZE = 100
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise config.ConfigError('bad argument: %s (see python predict.py --help)' % message)
+# inference.LOAD_CHOICES and digit_images.FITS, spelled out here because those modules load TensorFlow
+# and --help or a bad flag must answer without it (a test keeps the copies equal).
+CHECKPOINT_CHOICES = ('latest', 'best', 'pretrained')
+FIT_CHOICES = ('auto', 'mnist', 'resize')
 
 
 def build_parser():
-    p = _Parser(description='Predict digits of PNG/JPEG/GIF/BMP images, folders of them, or IDX files.',
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.command_parser('Predict digits of PNG/JPEG/GIF/BMP images, folders of them, or IDX files.',
+                           command='python predict.py')
     p.add_argument('images', nargs='+', help='image files, folders of images, or IDX image files')
     p.add_argument('--logdir', default='logdir', help='training folder with checkpoints and flags.json')
-    p.add_argument('--checkpoint', default='latest', choices=inference.LOAD_CHOICES,
+    p.add_argument('--checkpoint', default='latest', choices=CHECKPOINT_CHOICES,
                    help='the newest checkpoint of --logdir, the one of best validation accuracy, or the '
                         'trained model shipped in pretrained/')
     p.add_argument('--invert', type=config.str2bool, nargs='?', const=True, default=None, metavar='BOOL',
                    help='True: images are dark ink on light paper (scans), invert them; False: never invert; '
                         'not given: invert each image file whose border is light, with a note')
-    p.add_argument('--fit', default='auto', choices=digit_images.FITS,
+    p.add_argument('--fit', default='auto', choices=FIT_CHOICES,
                    help='auto: 28x28 as is, others like MNIST (20x20 box, centre of mass); see digit_images.py')
     p.add_argument('--output', default=None, help='also write all predictions to this CSV file')
     p.add_argument('--reconstructions', default=None,
@@ -56,8 +47,18 @@ def build_parser():
     return p
 
 
+def check_outputs(args):
+    """Refuses outputs that cannot be written before any image is read or predicted: otherwise the
+    mistake would surface as an error after all the predictions were printed."""
+    if args.reconstructions:
+        cli.check_output_folders((args.reconstructions, '--reconstructions'))
+    if args.output:
+        cli.check_output_file(args.output, '--output')
+
+
 def expand_paths(paths):
     """Files to read, in order: folders give their image and IDX files (sorted); (files, notes)."""
+    from evaluation import digit_images
     files, notes = [], []
     for path in paths:
         if not os.path.isdir(path):
@@ -74,10 +75,15 @@ def expand_paths(paths):
 
 def read_digits(files, reader):
     """(names [N], digits [N, 28, 28], notes [str], errors [str]); an IDX file gives name[k] per image."""
+    import numpy as np
+    from evaluation import digit_images
     names, digits, notes, errors = [], [], [], []
     for path in files:
         try:
             images, file_notes, from_idx = reader.read(path)
+        except digit_images.NotImages as e:
+            notes.append('%s: %s' % (path, e))  # e.g. the labels beside the images of an MNIST folder
+            continue
         except digit_images.ImageError as e:
             errors.append('%s: %s' % (path, e))
             continue
@@ -93,6 +99,7 @@ def read_digits(files, reader):
 
 def predict(digits, logdir, which='latest'):
     """(predictions int [N], lengths [N, 10], reconstructions [N, 28, 28], checkpoint, step)."""
+    from runtime import inference
     with inference.load_model(logdir, which) as trained:
         model = trained.model
         predictions, lengths, recon = trained.run([model.predictions, model.lengths, model.reconstructions],
@@ -120,6 +127,8 @@ def write_csv(path, names, predictions, lengths, recon_paths):
 
 def write_reconstructions(folder, names, digits, recon):
     """input | reconstruction as one 28x56 PNG per image; returns the paths, in order."""
+    import numpy as np
+    from evaluation import digit_images
     paths, used = [], set()
     for name, digit, rec in zip(names, digits, recon):
         base = os.path.basename(name)
@@ -139,6 +148,10 @@ def write_reconstructions(folder, names, digits, recon):
 
 def run(args):
     """Everything the command does; returns the exit status."""
+    check_outputs(args)
+    # Quiet also hides the decoder warnings a corrupt image triggers; our own error line names the file.
+    import_tensorflow_quietly()
+    from evaluation import digit_images
     files, notes = expand_paths(args.images)
     reader = digit_images.DigitReader(args.fit, args.invert)
     try:

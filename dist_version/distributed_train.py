@@ -13,17 +13,18 @@ All main.py flags work here too; see dist_version/README.md.
 """
 import sys
 
+from dist_version import dist_config
+from runtime.cli import check_output_folders
+from runtime.errors import run_cli
 from runtime.quiet_start import import_tensorflow_quietly
 
-import_tensorflow_quietly()  # level 3 also hides the gRPC runtime's routine warnings
-
-from dist_version import cluster, dist_config, towers  # noqa: E402
-from evaluation import evaluate
-from runtime import training
-from runtime.errors import run_cli  # noqa: E402
+# The modules below load TensorFlow: they are imported once the flags are parsed (run and
+# train_on_one_machine), so --help and a bad flag answer without it.
 
 
 def train_on_one_machine(cfg):
+    from dist_version import towers
+    from runtime import training
     placement = towers.local_placement(cfg.num_gpu)
     print('towers on %s; variables on %s; batch %d = %d x %d'
           % (', '.join(placement.tower_devices), placement.variable_device, cfg.batch_size,
@@ -33,6 +34,9 @@ def train_on_one_machine(cfg):
 
 
 def run(cfg, task):
+    import_tensorflow_quietly()  # level 3 also hides the gRPC runtime's routine warnings
+    from dist_version import cluster
+    from evaluation import evaluate
     if not cfg.is_training:
         if task is not None and not task.is_chief:
             return None  # only the chief has the checkpoints
@@ -48,7 +52,10 @@ def run(cfg, task):
 
 def main_cli(argv=None):
     def body():
-        run(*dist_config.parse(sys.argv[1:] if argv is None else argv))
+        cfg, task = dist_config.parse(sys.argv[1:] if argv is None else argv)
+        if task is None or task.is_chief:  # only the chief writes logdir and results
+            check_output_folders((cfg.logdir, '--logdir'), (cfg.results, '--results'))
+        run(cfg, task)
     return run_cli(body)
 
 

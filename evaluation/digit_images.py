@@ -42,15 +42,26 @@ class ImageError(UserError):
     """A file that cannot be made into a digit image; the caller reports it and goes on."""
 
 
-def is_idx(raw):
-    """True for IDX files of unsigned bytes with 3 dimensions (images), gzipped or not."""
+class NotImages(ImageError):
+    """A readable file that holds no images (an IDX label file): the caller skips it with a note."""
+
+
+def idx_dimensions(raw):
+    """The number of dimensions of an IDX file of unsigned bytes, gzipped or not; None for other files."""
     if raw[:2] == b'\x1f\x8b':
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
                 raw = f.read(4)
         except (OSError, EOFError):
-            return False
-    return raw[:4] == b'\x00\x00\x08\x03'
+            return None
+    if len(raw) < 4 or raw[:3] != b'\x00\x00\x08':
+        return None
+    return raw[3]
+
+
+def is_idx(raw):
+    """True for IDX files of unsigned bytes with 3 dimensions (images), gzipped or not."""
+    return idx_dimensions(raw) == 3
 
 
 def image_format(raw):
@@ -114,8 +125,11 @@ class DigitReader:
                 raw = f.read()
         except OSError as e:
             raise ImageError('cannot read (%s)' % (e.strerror or type(e).__name__)) from None
-        if is_idx(raw):
+        dimensions = idx_dimensions(raw)
+        if dimensions == 3:
             return self._from_idx(path)
+        if dimensions == 1:
+            raise NotImages('IDX labels (idx1), not images: skipped; its images are the idx3 file beside it')
         kind = image_format(raw)
         if kind is None:
             raise ImageError('not a PNG, JPEG, GIF, BMP or IDX image file')

@@ -71,8 +71,13 @@ def format_per_class(confusion, dataset='mnist'):
     """A few printable lines: each class with its accuracy and error count."""
     names = class_names(dataset)
     correct, total, accuracy = per_class_accuracy(confusion)
-    return '\n'.join('  %-12s %.4f  (%d errors / %d)' % (names[k], accuracy[k], total[k] - correct[k], total[k])
-                     for k in range(NUM_CLASSES))
+    lines = []
+    for k in range(NUM_CLASSES):
+        if total[k] == 0:  # no test image of this class: an accuracy would be 0 / 0
+            lines.append('  %-12s -       (no images)' % names[k])
+        else:
+            lines.append('  %-12s %.4f  (%d errors / %d)' % (names[k], accuracy[k], total[k] - correct[k], total[k]))
+    return '\n'.join(lines)
 
 
 def _write_lines(path, lines):

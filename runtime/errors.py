@@ -14,6 +14,7 @@ else is a programming error and keeps its traceback.
     130   interrupted (Ctrl-C or SIGTERM): checkpoint saved unless a second signal said "now"
 """
 import errno
+import os
 import sys
 
 EXIT_CODES = {
@@ -26,8 +27,9 @@ EXIT_CODES = {
     75: 'time limit reached; checkpoint saved',
     130: 'interrupted; checkpoint saved unless stopped at once',
 }
-# A write that fails for one of these reasons is the user's to fix (space, permissions), not a bug.
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS)
+# A write that fails for one of these reasons is the user's to fix (space, quota, file size limit).
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+PERMISSION_ERRNOS = (errno.EACCES, errno.EPERM)
 
 
 class UserError(Exception):
@@ -72,7 +74,8 @@ def run_cli(body):
     """Runs a command's body() and returns its exit status: body's int, or 0 when it returns None.
 
     Every command promises one `error: ...` line and a code of EXIT_CODES for what a user can fix:
-    a UserError, a Ctrl-C outside the training loop, and a write refused by the disk or permissions.
+    a UserError, a Ctrl-C outside the training loop, and the OSErrors of os_error_line (a full disk,
+    permissions, a read-only disk, a file where a folder belongs or the other way round).
     """
     try:
         return body() or 0
@@ -84,8 +87,44 @@ def run_cli(body):
         print('error: interrupted before training started; no checkpoint was needed', file=sys.stderr)
         return TrainingInterrupted.exit_code
     except OSError as e:
-        if e.errno not in DISK_ERRNOS:
-            raise
-        print('error: cannot write %s (%s); free disk space or fix permissions, or choose another '
-              '--logdir/--results, then rerun to resume' % (e.filename or 'a file', e.strerror), file=sys.stderr)
+        line = os_error_line(e)
+        if line is None:
+            raise  # not one of the mistakes below: a bug, whose traceback says where
+        print('error: ' + line, file=sys.stderr)
         return 1
+
+
+def os_error_line(e):
+    """The line (without `error: `) for an OSError the user caused and can fix, naming the path and the
+    fix; None for any other OSError. A missing file is not in the list: the code checks for the files a
+    user must give, so one that vanishes later is a bug or a race worth its traceback."""
+    path = e.filename if e.filename is not None else 'a file'
+    if e.errno in DISK_ERRNOS:
+        return ('cannot write %s (%s); free disk space or fix permissions, or choose another '
+                '--logdir/--results, then rerun to resume' % (path, e.strerror))
+    if e.errno in PERMISSION_ERRNOS:
+        return ('permission denied for %s; fix its permissions (chmod, chown) or choose another path'
+                % path)
+    if e.errno == errno.EROFS:
+        return '%s is on a read-only file system; choose a path on a writable disk' % path
+    if e.errno == errno.EEXIST:
+        if os.path.exists(path) and not os.path.isdir(path):
+            return '%s is a file, not a folder; move it away or choose another path' % path
+        return '%s already exists; move it away or choose another path' % path
+    if e.errno == errno.ENOTDIR:
+        blocker = file_in_the_way(path)
+        return ('cannot use %s: %s is a file, not a folder; move that file away or choose another path'
+                % (path, blocker or 'a part of it'))
+    if e.errno == errno.EISDIR:
+        return '%s is a folder, not a file; give a file name' % path
+    return None
+
+
+def file_in_the_way(path):
+    """The first leading part of `path` that exists and is not a folder (what makes it unusable), or None."""
+    parts = os.path.normpath(str(path)).split(os.sep)
+    for k in range(1, len(parts) + 1):
+        prefix = os.sep.join(parts[:k]) or os.sep
+        if os.path.lexists(prefix) and not os.path.isdir(prefix):
+            return prefix
+    return None

@@ -16,8 +16,13 @@ and every error a user can fix is reported by the project's own one-line message
 
 A TF_CPP_MIN_LOG_LEVEL set by the user wins and is left as it is: 0, 1 or 2 hide nothing at
 import and let TensorFlow filter the rest (0 shows everything).
+
+TensorFlow's Python side logs through the `tensorflow` and `absl` loggers (`WARNING:tensorflow:...`
+deprecation and retracing notices, none of them about the user's run): they show errors only, unless
+TF_CPP_MIN_LOG_LEVEL=0 asks for everything.
 """
 import importlib
+import logging
 import os
 import sys
 
@@ -34,12 +39,29 @@ def quiet_tensorflow_logs():
     return os.environ.setdefault(LEVEL_VARIABLE, QUIET_LEVEL) == QUIET_LEVEL
 
 
+PYTHON_LOGGERS = ('tensorflow', 'absl')
+
+
+def quiet_python_logs():
+    """Limits TensorFlow's Python loggers to errors unless TF_CPP_MIN_LOG_LEVEL=0; returns whether it did.
+
+    Setting the level on the named loggers works before TensorFlow is imported: TensorFlow reuses the
+    logger of that name and leaves its level alone.
+    """
+    if os.environ.get(LEVEL_VARIABLE, QUIET_LEVEL).strip() == '0':
+        return False
+    for name in PYTHON_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return True
+
+
 def import_tensorflow_quietly():
     """Imports TensorFlow without its load-time log lines; call it before anything imports TensorFlow.
 
     Only imports it when it is already loaded or the user chose a level other than 3.
     """
     quiet = quiet_tensorflow_logs()
+    quiet_python_logs()
     if 'tensorflow' in sys.modules or not quiet:
         importlib.import_module('tensorflow')
         return

@@ -11,7 +11,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-REAL_MNIST = ROOT.parent / 'shared' / 'data' / 'mnist'
+
+
+def real_mnist(root):
+    """The real MNIST folder: the checkout's data/mnist (where download_data.py puts it) if it holds the
+    files, else a shared copy beside the checkout; the first one when neither does (tests then skip)."""
+    candidates = [root / 'data' / 'mnist', root.parent / 'shared' / 'data' / 'mnist']
+    for folder in candidates:
+        if any((folder / name).exists() for name in ('train-images-idx3-ubyte.gz', 'train-images-idx3-ubyte')):
+            return folder
+    return candidates[0]
+
+
+REAL_MNIST = real_mnist(ROOT)
 
 
 def run_main(argv):

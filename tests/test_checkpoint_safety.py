@@ -183,6 +183,7 @@ def test_nan_weights_behind_a_finite_loss_are_not_saved(small_data, tmp_path, ca
     err = capsys.readouterr().err
     assert code == checkpoints.NonFiniteWeights.exit_code
     assert last_line(err).startswith('error: weights became NaN or Inf by step 7 (conv1/weights')
+    assert 'nothing saved, the last checkpoint is untouched' in last_line(err)
     assert names(tmp_path / 'logdir') == ['model.ckpt-5']
 
 

@@ -14,7 +14,7 @@ TRAIN_LABELS = 'train-labels-idx1-ubyte.gz'
 
 def drop_file(folder):
     (folder / TRAIN_LABELS).unlink()
-    return TRAIN_LABELS, 'missing data file'
+    return TRAIN_LABELS, 'missing data file train-labels-idx1-ubyte.gz in'
 
 
 def truncate_gzip(folder):
@@ -26,7 +26,7 @@ def truncate_gzip(folder):
 def wrong_magic(folder):
     # An images file where labels belong: 3 dimensions (magic 0x0803) instead of 1 (0x0801).
     write_idx(folder / TRAIN_LABELS, np.zeros((240, 28, 28)))
-    return TRAIN_LABELS, 'wrong magic number'
+    return TRAIN_LABELS, 'has a wrong magic number'
 
 
 def count_mismatch(folder):

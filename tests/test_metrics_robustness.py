@@ -55,6 +55,15 @@ def digit():
     return image
 
 
+def test_per_class_lines_say_no_images_instead_of_nan():
+    labels = np.array([0, 0, 1, 1, 1])  # classes 2-9 have no test image
+    text = metrics.format_per_class(metrics.confusion_matrix(labels, np.array([0, 1, 1, 1, 0])))
+    lines = text.splitlines()
+    assert len(lines) == 10 and 'nan' not in text
+    assert lines[0].split() == ['0', '0.5000', '(1', 'errors', '/', '2)']
+    assert lines[2].split() == ['2', '-', '(no', 'images)']
+
+
 def test_warp_without_transform_is_identity():
     np.testing.assert_array_equal(robustness.warp(digit()), digit())
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REAL_MNIST, make_digits, write_idx
+from conftest import REAL_MNIST, make_digits, real_mnist, write_idx
 
 import capsNet
 import config
@@ -214,7 +214,7 @@ def test_predict_inverts_scans_by_itself_and_obeys_invert(flag, inverted, noted,
 
 def test_invert_flag_refuses_other_words(capsys):
     assert predict.main(['a.png', '--invert=sometimes']) == 2
-    assert 'bad argument: argument --invert: expected True or False' in capsys.readouterr().err
+    assert 'error: bad flag: argument --invert: expected True or False' in capsys.readouterr().err
 
 
 def test_resize_fit_keeps_position_and_averages(tmp_path):
@@ -260,15 +260,25 @@ def test_real_mnist_digits_are_nearly_fixed_points_of_the_mnist_fit():
     assert np.abs(fitted - gray).mean() < 0.005
 
 
-# ---------------------------------------------------------------- a real trained model (opt-in)
-REAL_LOGDIR = os.environ.get('CAPSNET_REAL_LOGDIR')
+def test_real_mnist_is_found_in_the_checkout_first_then_beside_it(tmp_path):
+    root, shared = tmp_path / 'checkout', tmp_path / 'shared' / 'data' / 'mnist'
+    assert real_mnist(root) == root / 'data' / 'mnist'  # neither: the tests skip, naming the usual place
+    shared.mkdir(parents=True)
+    write_idx(shared / 'train-images-idx3-ubyte.gz', np.zeros((1, 28, 28)))
+    assert real_mnist(root) == shared
+    (root / 'data' / 'mnist').mkdir(parents=True)
+    assert real_mnist(root) == shared  # an empty data/mnist does not hide the shared copy
+    write_idx(root / 'data' / 'mnist' / 'train-images-idx3-ubyte', np.zeros((1, 28, 28)), compress=False)
+    assert real_mnist(root) == root / 'data' / 'mnist'
 
 
-@pytest.mark.skipif(not (REAL_LOGDIR and REAL_MNIST.exists()),
-                    reason='set CAPSNET_REAL_LOGDIR to a logdir trained on real MNIST')
+# ---------------------------------------------------------------- a real trained model: the shipped one
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_MNIST.exists(), reason='real MNIST not available')
 def test_real_mnist_test_images_as_png_and_scans(tmp_path, capsys):
     """Real test digits written as PNGs, and as 3x larger black-on-white RGB JPEG 'scans' read with
-    auto-inversion (so they go through the MNIST fit), are classified as their labels."""
+    auto-inversion (so they go through the MNIST fit), are classified as their labels by the model
+    shipped in pretrained/ (trained on real MNIST; a model trained here in seconds would not be)."""
     images, labels = utils.load_split(str(REAL_MNIST), 'test', verify=False)
     n = 20
     for k in range(n):
@@ -277,9 +287,71 @@ def test_real_mnist_test_images_as_png_and_scans(tmp_path, capsys):
         scan = np.pad(scan, ((10, 30), (25, 5), (0, 0)), constant_values=255)  # off-centre on paper
         (tmp_path / 'scan').mkdir(exist_ok=True)
         (tmp_path / 'scan' / ('%02d.jpg' % k)).write_bytes(encode(scan, 'jpeg'))
-    for folder, extra in (('png', []), ('scan', [])):  # the scans are inverted by themselves
+    for folder in ('png', 'scan'):  # the scans are inverted by themselves
         out = tmp_path / (folder + '.csv')
-        assert predict.main([str(tmp_path / folder), '--logdir', REAL_LOGDIR, '--output', str(out)] + extra) == 0
+        assert predict.main([str(tmp_path / folder), '--logdir', str(tmp_path / 'unused'),
+                             '--checkpoint', 'pretrained', '--output', str(out)]) == 0
         predicted = np.array([int(r[1]) for r in read_rows(out)[1:]])
         print(folder, 'predicted', predicted.tolist(), 'labels', labels[:n].tolist())
         assert np.mean(predicted == labels[:n]) >= 0.95
+
+
+# ---------------------------------------------------------------- outputs and MNIST folders
+def test_unwritable_outputs_are_refused_before_predicting(logdir, tmp_path, capsys):
+    x, _ = make_digits(1, seed=14)
+    files.write_pixels(str(tmp_path / 'd.png'), x[0])
+    blocker = tmp_path / 'plain_file'
+    blocker.write_text('x')
+    cases = [(['--reconstructions', str(blocker)], '--reconstructions=%s is a file, not a folder' % blocker),
+             (['--output', str(blocker / 'x.csv')],
+              '--output=%s cannot be written: %s is a file, not a folder; choose another --output'
+              % (blocker / 'x.csv', blocker)),
+             (['--output', str(tmp_path)], '--output=%s is a folder; give a file name' % tmp_path)]
+    for extra, message in cases:
+        assert predict.main([str(tmp_path / 'd.png'), '--logdir', str(logdir)] + extra) == 1
+        out, err = capsys.readouterr()
+        assert out == ''  # refused before a single prediction was printed
+        assert err.count('\n') == 1 and err.startswith('error: ') and message in err, err
+
+
+def test_label_files_of_an_mnist_folder_are_skipped_with_a_note(logdir, tmp_path, capsys):
+    x, y = make_digits(3, seed=15)
+    folder = tmp_path / 'mnist'
+    folder.mkdir()
+    write_idx(folder / 't10k-images-idx3-ubyte.gz', x)
+    write_idx(folder / 't10k-labels-idx1-ubyte.gz', y)
+    write_idx(folder / 'train-labels-idx1-ubyte', y, compress=False)
+    assert predict.main([str(folder), '--logdir', str(logdir)]) == 0
+    out, err = capsys.readouterr()
+    assert out.count('t10k-images-idx3-ubyte.gz[') == 3
+    assert 'error' not in err
+    for name in ('t10k-labels-idx1-ubyte.gz', 'train-labels-idx1-ubyte'):
+        assert 'note: %s: IDX labels (idx1), not images: skipped' % (folder / name) in err
+
+
+def test_missing_best_and_damaged_checkpoints_are_one_line(logdir, tmp_path, capsys):
+    x, _ = make_digits(1, seed=16)
+    files.write_pixels(str(tmp_path / 'd.png'), x[0])
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    cases = [(empty, 'latest', 'no checkpoint in %s; train first with: python main.py --logdir=%s' % (empty, empty)),
+             (logdir, 'best', 'no validation-selected checkpoint in %s' % (logdir / 'best'))]
+    # A chosen checkpoint (best/) whose weights are cut short: no fallback, one line.
+    damaged = tmp_path / 'damaged'
+    (damaged / 'best').mkdir(parents=True)
+    for f in logdir.iterdir():
+        if f.is_file():
+            (damaged / f.name).write_bytes(f.read_bytes())
+            (damaged / 'best' / f.name).write_bytes(f.read_bytes()[:40] if '.data-' in f.name else f.read_bytes())
+    cases.append((damaged, 'best', 'pick another one or retrain'))
+    for folder, which, message in cases:
+        assert predict.main([str(tmp_path / 'd.png'), '--logdir', str(folder), '--checkpoint', which]) == 1
+        out, err = capsys.readouterr()
+        assert err.count('\n') == 1 and err.startswith('error: ') and message in err, err
+    assert 'checkpoint %s cannot be read (' % (damaged / 'best' / 'model.ckpt-42') in err
+
+
+def test_choices_spelled_out_for_the_parser_match_the_modules():
+    from runtime import inference
+    assert predict.CHECKPOINT_CHOICES == inference.LOAD_CHOICES
+    assert predict.FIT_CHOICES == digit_images.FITS

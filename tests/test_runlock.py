@@ -30,7 +30,8 @@ def test_second_run_on_a_logdir_refuses_then_runs_once_the_first_is_killed(tiny_
         code = run_main(args)
         err = capsys.readouterr().err
         assert code == runlock.FolderInUse.exit_code and err.count('\n') == 1, err
-        assert 'is in use by another run (pid=%d host=' % holder.pid in err and '--logdir' in err
+        assert 'is in use by another run (pid=%d host=' % holder.pid in err
+        assert 'wait for it to end, stop it, or choose another --logdir' in err
         assert not (tmp_path / 'logdir' / 'flags.json').exists()  # refused before writing anything
     finally:
         holder.kill()  # SIGKILL: no clean-up, the lock file and its pid stay behind

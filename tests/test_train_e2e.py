@@ -56,4 +56,4 @@ def test_missing_data_names_download_command(tmp_path, capsys):
     code = run_main(tiny_run_args(tmp_path / 'nowhere', tmp_path))
     err = capsys.readouterr().err
     assert code != 0 and err.count('\n') == 1
-    assert 'missing data file train-images-idx3-ubyte.gz' in err and 'python download_data.py' in err
+    assert 'missing data file train-images-idx3-ubyte.gz' in err and 'run: python download_data.py' in err

@@ -12,14 +12,10 @@ import os
 import sys
 import time
 
+import config
+from runtime import files
+from runtime.errors import run_cli
 from runtime.quiet_start import import_tensorflow_quietly
-
-import_tensorflow_quietly()
-
-import config  # noqa: E402
-from evaluation import evaluate
-from runtime import files, training
-from runtime.errors import run_cli  # noqa: E402
 from tools import plot
 
 HEADER = 'iter_routing,steps,val_acc,test_acc,seconds'
@@ -44,6 +40,8 @@ def parse_iterations(text):
 
 def run_one(cfg, iterations):
     """Trains (or resumes) and tests one setting; returns its table row."""
+    from evaluation import evaluate  # these load TensorFlow: imported once the flags are known good
+    from runtime import training
     run_cfg = copy.copy(cfg)
     run_cfg.iter_routing = iterations
     run_cfg.max_steps = cfg.steps
@@ -80,6 +78,8 @@ def run(argv=None):
         cfg = config.parse(sys.argv[1:] if argv is None else argv, build_parser())
         if cfg.steps < 1:
             raise config.ConfigError('--steps must be at least 1, got %d' % cfg.steps)
+        parse_iterations(cfg.iterations)  # refused here, before TensorFlow loads
+        import_tensorflow_quietly()
         study(cfg)
     return run_cli(body)
 
