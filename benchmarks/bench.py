@@ -27,6 +27,10 @@ quiet_tensorflow_logs()  # TensorFlow loads later, in the measuring functions an
 RESULT_PREFIX = 'BENCH_RESULT '
 CSV_COLUMNS = ['measurement', 'implementation', 'value', 'unit', 'batch_size', 'iter_routing',
                'precision', 'device']
+# The machine on every row, so that rows from several machines concatenated into one table stay
+# apart: a Zen 3 and a Zen 5 share the name "AMD EPYC" and differ 5x in speed.
+MACHINE_COLUMNS = ['cpu_model', 'microarchitecture', 'family_model', 'isa', 'cores', 'onednn', 'load_before']
+CSV_COLUMNS += MACHINE_COLUMNS
 
 # The speed ideas of --ideas: name -> overrides of the training child's settings.
 IDEAS = {
@@ -174,6 +178,8 @@ def task_train(task):
         result['train_step_s'] = statistics.median(times)
         result['train_images_per_s'] = batch / result['train_step_s']
         result['train_peak_rss_mb'] = peak_rss_mb()
+        from runtime import session
+        result['onednn'] = session.onednn_enabled()  # the parent never loads TensorFlow to ask
         if task.get('profile'):
             result['profile'] = profile_step(sess, [train_op, model.total_loss])
         if task.get('inference'):
@@ -348,12 +354,27 @@ def routing_slope(step_by_iterations):
             / sum((x - mean_x) ** 2 for x, _ in points))
 
 
-def report(args, figures, load_before):
-    """The table printed to stdout and the CSV rows, from one run's figures."""
+def machine_columns(machine, load_before):
+    """The MACHINE_COLUMNS of one run from a tools.provenance.machine() dict."""
+    onednn = machine.get('onednn')
+    return {'cpu_model': machine.get('cpu_model') or '', 'microarchitecture': machine.get('microarchitecture') or '',
+            'family_model': '' if machine.get('family') is None else '%d/%d' % (machine['family'], machine['model']),
+            'isa': ' '.join(machine.get('isa') or []), 'cores': machine.get('cores', ''),
+            'onednn': '' if onednn is None else ('on' if onednn else 'off'), 'load_before': '%.2f' % load_before}
+
+
+def report(args, figures, load_before, machine=None):
+    """The table printed to stdout and the CSV rows, from one run's figures and the machine's record."""
+    from tools import provenance
     out = io.StringIO()
     rows = []
+    machine = dict(machine or provenance.machine())
+    if machine.get('onednn') is None and 'onednn' in figures['project']:
+        # Known from the training child, which had TensorFlow loaded.
+        machine['onednn'] = figures['project']['onednn']
+        machine['summary'] = provenance.summary(machine)
     common = dict(batch_size=args.batch_size, iter_routing=args.iter_routing,
-                  precision=args.precision, device=args.device)
+                  precision=args.precision, device=args.device, **machine_columns(machine, load_before))
 
     def row(measurement, implementation, value, unit, **changes):
         rows.append(dict(common, measurement=measurement, implementation=implementation,
@@ -364,9 +385,10 @@ def report(args, figures, load_before):
 
     forward, training = flops_per_image(args.iter_routing)
     p('CapsNet benchmark: batch %d, median of %d timed steps after %d warm-up, iter_routing %d, '
-      'device %s, precision %s%s; %d CPU cores, load average %.2f before the run'
+      'device %s, precision %s%s; load average %.2f before the run'
       % (args.batch_size, args.steps, args.warmup, args.iter_routing, args.device, args.precision,
-         ', XLA' if args.xla else '', os.cpu_count(), load_before))
+         ', XLA' if args.xla else '', load_before))
+    p('CPU: %s' % machine['summary'])
     p()
     p('FLOPs per image, from the layer shapes (2 x multiply-adds):')
     p('  %-13s %-38s %12s %12s' % ('layer', 'shape', 'forward MF', 'backward MF'))
@@ -530,12 +552,14 @@ def main(argv=None):
         return 0
     args = parse_args(raw)
     load_before = os.getloadavg()[0]
+    from tools import provenance
+    machine = provenance.machine()  # before the children, like the load
     try:
         figures = measure(args, log=lambda m: print(m, file=sys.stderr, flush=True))
     except BenchError as e:
         print('error: %s' % e, file=sys.stderr)
         return 1
-    text, rows = report(args, figures, load_before)
+    text, rows = report(args, figures, load_before, machine)
     print(text, end='')
     write_csv(args.csv, rows)
     print('figures written to %s' % args.csv)

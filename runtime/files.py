@@ -35,16 +35,32 @@ class CsvLog:
 
     def rows(self):
         """Complete rows as lists of strings (a line cut short by a crash is ignored)."""
-        with open(self.path) as f:
-            lines = f.read().split('\n')
-        width = len(self.header.split(','))
-        # The last element is '' after a complete final line, or a fragment after a crash.
-        return [line.split(',') for line in lines[1:-1] if len(line.split(',')) == width]
+        return read_rows(self.path, len(self.header.split(',')))[1]
 
     def truncate_after(self, step):
         """Drops rows past `step` (written after the checkpoint a resumed run restarts from)."""
         kept = [r for r in self.rows() if _is_int(r[0]) and int(r[0]) <= step]
         atomic_write(self.path, self.header + '\n' + ''.join(','.join(r) + '\n' for r in kept))
+
+
+def read_rows(path, width=None):
+    """(header fields, complete rows) of a metrics CSV, every field a string; ([], []) when it is absent.
+
+    The one reader of the project's CSVs, for training's resume, the curves and the records: a final
+    line without its newline may be half-written by a running job, and a row of another width is a
+    fragment a crash left, so both are left out. width defaults to the header's.
+    """
+    try:
+        with open(path) as f:
+            lines = f.read().split('\n')
+    except FileNotFoundError:
+        return [], []
+    if len(lines) < 2:
+        return [], []  # not even a complete header line
+    header = lines[0].split(',')
+    width = len(header) if width is None else width
+    # The last element is '' after a complete final line, or a fragment after a crash.
+    return header, [line.split(',') for line in lines[1:-1] if len(line.split(',')) == width]
 
 
 def _is_int(text):
@@ -99,7 +115,11 @@ def write_pixels(path, pixels):
 
 
 def write_figure(path, figure, dpi):
-    """Renders a matplotlib Figure (Agg) to a PNG at `dpi` dots per inch, atomically."""
+    """Renders a matplotlib Figure (Agg) to a PNG at `dpi` dots per inch, atomically.
+
+    No 'Software' text chunk (it names the matplotlib version): the same data and the same
+    matplotlib give the same bytes, so a committed figure redrawn on a clean checkout shows no diff.
+    """
     buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=dpi)
+    figure.savefig(buffer, format='png', dpi=dpi, metadata={'Software': None})
     atomic_write(path, buffer.getvalue())

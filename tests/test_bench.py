@@ -71,3 +71,28 @@ def test_flop_count_follows_the_layer_shapes():
 def test_routing_slope_is_least_squares():
     assert abs(bench.routing_slope({1: 1.0, 3: 1.4, 5: 1.8}) - 0.2) < 1e-12
     assert bench.routing_slope({3: 1.0}) is None
+
+
+def fake_figures():
+    step = {'train_step_s': 2.0, 'train_images_per_s': 64.0, 'infer_images_per_s': 200.0,
+            'train_peak_rss_mb': 900.0}
+    return {'project': dict(step, onednn=True), 'tiled': dict(step), 'routing': {3: 2.0},
+            'matmul_gflops_float32': 100.0, 'matmul_gflops_bfloat16': 400.0, 'pipeline_images_per_s': 5000.0}
+
+
+def test_report_names_the_machine_in_its_header_and_on_every_csv_row(tmp_path):
+    from test_provenance import ZEN5
+    from tools import provenance
+    args = bench.parse_args(['--quick'])
+    machine = provenance.machine(ZEN5, cores=2, load=(0.7, 0.6, 0.5), onednn=(None, 'unknown'))
+    text, rows = bench.report(args, fake_figures(), 0.7, machine)
+    # oneDNN was unknown in the parent; the training child, which had TensorFlow loaded, says it is on.
+    assert 'CPU: AMD EPYC 9B45 128-Core Processor x 2 (Zen 5, family 26 model 2; AVX2 AVX-512F ' \
+           'AVX-512 BF16; oneDNN on)' in text
+    bench.write_csv(str(tmp_path / 'bench.csv'), rows)
+    with open(tmp_path / 'bench.csv') as f:
+        written = list(csv.DictReader(f))
+    assert list(written[0]) == bench.CSV_COLUMNS and len(written) == len(rows) > 10
+    assert {(r['cpu_model'], r['microarchitecture'], r['family_model'], r['isa'], r['cores'], r['onednn'],
+             r['load_before']) for r in written} == {('AMD EPYC 9B45 128-Core Processor', 'Zen 5', '26/2',
+                                                      'AVX2 AVX-512F AVX-512 BF16', '2', 'on', '0.70')}

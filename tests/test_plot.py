@@ -75,3 +75,15 @@ def test_plot_refuses_a_foreign_csv(tmp_path, capsys, header):
     write(tmp_path / 'loss.csv', header + '\n1,0.5\n')
     assert plot.main(['--results', str(tmp_path)]) != 0
     assert 'expected step,loss' in capsys.readouterr().err
+
+
+def test_curves_and_training_read_a_csv_through_one_reader(tmp_path, monkeypatch):
+    from runtime import files
+    path = write(tmp_path / 'val_acc.csv', 'step,val_acc\n429,0.98\n858\n1287,0.99\n1716,0.9')  # fragment, cut row
+    assert files.CsvLog(str(path), 'step,val_acc').rows() == [['429', '0.98'], ['1287', '0.99']]
+    np.testing.assert_array_equal(plot.read_series(str(path), 'val_acc')[0], [429, 1287])
+    # The curves go through the same function as training's resume: a change to it reaches both.
+    calls = []
+    monkeypatch.setattr(files, 'read_rows', lambda *a: calls.append(a) or (['step', 'val_acc'], [['1', '0.5']]))
+    np.testing.assert_array_equal(plot.read_series(str(path), 'val_acc')[1], [0.5])
+    assert calls and files.CsvLog(str(path), 'step,val_acc').rows() == [['1', '0.5']]

@@ -37,6 +37,8 @@ def test_card_and_weights(exported):
     assert card['test_errors'] == card['test_errors_float32'] == round((1 - card['test_acc']) * 60)
     assert card['storage'] == ('float16' if card['test_errors_float16'] == card['test_errors'] else 'float32')
     assert card['sha256']['weights.npz'] == inference.sha256_of(str(out / 'weights.npz'))
+    # The machine as parsed, read while TensorFlow was loaded: whether oneDNN ran the test is known.
+    assert card['hardware'] == card['machine']['summary'] and card['machine']['onednn'] in (True, False)
     with np.load(out / 'weights.npz') as weights:
         names = set(weights.files)
         assert {weights[n].dtype for n in names} == {np.dtype(card['storage'])}

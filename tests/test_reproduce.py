@@ -100,3 +100,21 @@ def test_missing_preset_and_stray_flags_are_one_line(tmp_path, capsys):
     assert reproduce.main(['--flagfile', 'configs/paper.flags', '--out', str(tmp_path), '--max_steps', '3']) == 2
     err = capsys.readouterr().err
     assert err.startswith('error: bad flag: unrecognized arguments: --max_steps') and err.count('\n') == 1
+
+
+def test_sessions_record_the_machine_and_old_plain_string_records_still_read(tmp_path):
+    from conftest import ROOT
+    args = reproduce.build_parser().parse_args(['--flagfile', str(ROOT / 'configs' / 'paper.flags'),
+                                                '--seeds', '1', '--out', str(tmp_path)])
+    folder = tmp_path / 'seed1'
+    folder.mkdir()
+    # A record written before the machine was parsed: 'hardware' is a plain string, no 'machine'.
+    (folder / 'run.json').write_text(json.dumps({'sessions': [
+        {'wall_s': 60.0, 'exit_code': 75, 'commit': 'abc1234', 'hardware': 'AMD EPYC x 2'}]}))
+    assert reproduce.Reproduction(args, runner=lambda argv: (75, '')).train(1) == 75
+    sessions = json.loads((folder / 'run.json').read_text())['sessions']
+    new = sessions[-1]
+    assert new['hardware'] == new['machine']['summary'] and new['machine']['cores'] >= 1
+    assert {'cpu_model', 'family', 'model', 'isa', 'onednn', 'load_average'} <= set(new['machine'])
+    row = reproduce.summarize(str(folder), 1)
+    assert row['hardware'] == 'AMD EPYC x 2 / ' + new['hardware']

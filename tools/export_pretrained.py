@@ -101,6 +101,8 @@ def export(args):
                                      [v for v in variables if v.op.name in weights16])
             errors16 = test_errors(trained, test_x, test_y, args.batch_size)
         step, source = trained.step, trained.checkpoint
+    # Read while TensorFlow is loaded, so the card says whether oneDNN ran the test.
+    machine = provenance.machine()
     storage = 'float16' if errors16 == errors32 else 'float32'
     chosen = weights16 if storage == 'float16' else weights32
     os.makedirs(args.out, exist_ok=True)
@@ -123,7 +125,8 @@ def export(args):
         'storage': storage,
         'parameters': int(sum(v.size for v in chosen.values())),
         'commit': provenance.commit(),
-        'hardware': provenance.hardware(),
+        'hardware': machine['summary'],
+        'machine': machine,
         'sha256': {inference.PRETRAINED_WEIGHTS: inference.sha256_of(weights_path)},
     }
     files.atomic_write(os.path.join(args.out, inference.PRETRAINED_CARD),

@@ -30,25 +30,17 @@ STYLE = {'font.size': 11, 'axes.titlesize': 12, 'axes.labelsize': 11, 'legend.fo
 def read_series(path, column):
     """(steps, values) float arrays of the complete rows of a metrics CSV; empty when it is absent.
 
-    A final line without its newline may be half-written by a running job, so it is skipped; rows
-    that do not parse (a crash left a fragment) are skipped too.
+    Rows come from runtime.files.read_rows (a half-written last row is left out); a row whose
+    numbers do not parse is skipped too.
     """
-    if not os.path.exists(path):
+    header, rows = files.read_rows(path)
+    if not header:
         return np.zeros(0), np.zeros(0)
-    with open(path) as f:
-        text = f.read()
-    lines = text.split('\n')[:-1]  # the last element is '' or an unfinished row
-    if not lines:
-        return np.zeros(0), np.zeros(0)
-    header = lines[0].split(',')
     if header[0] != 'step' or column not in header:
-        raise UserError('%s has header %r; expected step,%s' % (path, lines[0], column))
+        raise UserError('%s has header %r; expected step,%s' % (path, ','.join(header), column))
     index = header.index(column)
     steps, values = [], []
-    for line in lines[1:]:
-        fields = line.split(',')
-        if len(fields) != len(header):
-            continue
+    for fields in rows:
         try:
             step, value = float(fields[0]), float(fields[index])
         except ValueError:

@@ -94,12 +94,16 @@ class Reproduction:
         record = read_json(record_path, {'sessions': []})
         start = time.monotonic()
         code = None
+        # Before training: the load average then says what else shared the machine, not the run itself.
+        machine = provenance.machine()
         try:
             code, _ = self.runner(argv)
         finally:
-            # Every training session counts in the wall time, also one cut short by Ctrl-C.
+            # Every training session counts in the wall time, also one cut short by Ctrl-C. 'hardware'
+            # stays the one-line string older records hold; 'machine' has the parsed details.
             record['sessions'].append({'wall_s': round(time.monotonic() - start, 1), 'exit_code': code,
-                                       'commit': provenance.commit(), 'hardware': provenance.hardware(),
+                                       'commit': provenance.commit(), 'hardware': machine['summary'],
+                                       'machine': machine,
                                        'started': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
                                        'command': 'python main.py ' + ' '.join(argv)})
             files.atomic_write(record_path, json.dumps(record, indent=2) + '\n')
@@ -209,13 +213,19 @@ def summarize(folder, seed):
         return entry['test_acc'] if entry else None
 
     def distinct(key):
-        return ' / '.join(dict.fromkeys(s[key] for s in sessions if s.get(key))) or None
+        return ' / '.join(dict.fromkeys(session_value(s, key) for s in sessions if s.get(key))) or None
 
     return {'seed': seed, 'steps': steps, 'epochs': epochs, 'val_acc_best': best.get('val_acc'),
             'best_step': best.get('step'), 'test_acc_final': test_of(steps),
             'test_acc_val_selected': test_of(best.get('step')),
             'wall_time_min': round(sum(s['wall_s'] for s in sessions) / 60, 1) if sessions else None,
             'hardware': distinct('hardware'), 'precision': flags.get('precision'), 'commit': distinct('commit')}
+
+
+def session_value(session, key):
+    """A session's field as text: a dict (a machine record) by its summary, old plain strings as they are."""
+    value = session[key]
+    return value.get('summary', '?') if isinstance(value, dict) else str(value)
 
 
 def percent(x):
