@@ -9,7 +9,6 @@
 import sys
 
 import config
-from runtime.cli import check_output_folders
 from runtime.errors import run_cli
 from runtime.quiet_start import import_tensorflow_quietly
 
@@ -17,7 +16,6 @@ from runtime.quiet_start import import_tensorflow_quietly
 def main(argv=None):
     def body():
         cfg = config.parse(sys.argv[1:] if argv is None else argv)
-        check_output_folders((cfg.logdir, '--logdir'), (cfg.results, '--results'))
         import_tensorflow_quietly()  # a bad flag has answered already, before TensorFlow loads
         if cfg.is_training:
             from runtime.training import train

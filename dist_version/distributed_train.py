@@ -14,7 +14,6 @@ All main.py flags work here too; see dist_version/README.md.
 import sys
 
 from dist_version import dist_config
-from runtime.cli import check_output_folders
 from runtime.errors import run_cli
 from runtime.quiet_start import import_tensorflow_quietly
 
@@ -53,8 +52,6 @@ def run(cfg, task):
 def main_cli(argv=None):
     def body():
         cfg, task = dist_config.parse(sys.argv[1:] if argv is None else argv)
-        if task is None or task.is_chief:  # only the chief writes logdir and results
-            check_output_folders((cfg.logdir, '--logdir'), (cfg.results, '--results'))
         run(cfg, task)
     return run_cli(body)
 

@@ -15,6 +15,7 @@ import capsNet
 import config
 import utils
 from runtime import checkpoints, files, run_record
+from runtime.cli import check_output_folders
 from runtime.errors import NonFiniteLoss, TimeLimitReached, TrainingInterrupted, warn
 from runtime.graceful_stop import GracefulStop, StopRequested, signals_ignored
 from runtime.inference import count_correct
@@ -130,6 +131,8 @@ def train(cfg, build_graph=build_train_graph, open_session=open_session, on_sess
     on_session_ready(sess, parts), if given, runs once the variables are restored or initialised
     (dist_version's towers and clusters change these three).
     """
+    # First: a --results under a file must not cost a data load, nor leave a lock in --logdir.
+    check_output_folders((cfg.logdir, '--logdir'), (cfg.results, '--results'))
     (train_x, train_y), (val_x, val_y) = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset,
                                                               cfg.verify_data)
     steps_per_epoch = len(train_x) // cfg.batch_size

@@ -111,7 +111,7 @@ def test_checkpoint_of_another_architecture_is_refused_naming_the_difference(sma
     assert run_main(tiny_run_args(small_data, tmp_path, '--digit_caps_bias=True')) == 1
     line = last_line(capsys.readouterr().err)
     assert line.startswith('error: checkpoint %s was made by a different model' % (logdir / 'model.ckpt-10'))
-    assert 'digit_caps/biases is missing there' in line
+    assert 'digit_caps/biases is missing there' in line and 'rerun with the flags it was trained with' in line
     (logdir / 'flags.json').write_text(flags_before)
     # Testing builds the model from flags.json, so a stray architecture flag cannot break it.
     assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False', '--digit_caps_bias=True')) == 0

@@ -8,11 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_main
 
 import config
 import download_data
-import main
 from runtime import quiet_start
 from runtime.errors import run_cli
 
@@ -67,7 +66,7 @@ def test_other_os_errors_and_bugs_keep_their_traceback():
 def test_main_logdir_that_is_a_file(tmp_path, capsys):
     logdir = tmp_path / 'logdir'
     logdir.write_text('not a folder')
-    assert main.main(['--logdir', str(logdir), '--results', str(tmp_path / 'results')]) == 1
+    assert run_main(['--logdir', str(logdir), '--results', str(tmp_path / 'results')]) == 1
     one_error_line(capsys.readouterr().err,
                    '--logdir=%s is a file, not a folder; move it away or choose another --logdir' % logdir)
     assert not (tmp_path / 'results').exists()
@@ -77,7 +76,7 @@ def test_main_results_under_a_file_leaves_no_lock_in_logdir(tmp_path, capsys):
     blocker = tmp_path / 'results_file'
     blocker.write_text('x')
     logdir = tmp_path / 'logdir'
-    code = main.main(['--logdir', str(logdir), '--results', str(blocker / 'results')])
+    code = run_main(['--logdir', str(logdir), '--results', str(blocker / 'results')])
     assert code == 1
     one_error_line(capsys.readouterr().err, '--results=%s' % (blocker / 'results'),
                    'cannot be a folder: %s is a file; move it away or choose another --results' % blocker)
@@ -85,12 +84,12 @@ def test_main_results_under_a_file_leaves_no_lock_in_logdir(tmp_path, capsys):
 
 
 def test_main_bad_flag_is_one_line_exit_2(capsys):
-    assert main.main(['--bogus']) == 2
+    assert run_main(['--bogus']) == 2
     one_error_line(capsys.readouterr().err, 'bad flag: unrecognized arguments: --bogus (see python main.py --help)')
 
 
 def test_main_shift_pixels_too_large_is_one_line_exit_2(capsys):
-    assert main.main(['--shift_pixels', '14']) == 2
+    assert run_main(['--shift_pixels', '14']) == 2
     one_error_line(capsys.readouterr().err, '--shift_pixels=14 would shift a 28x28 digit out of the image; use 0-13')
 
 

@@ -12,6 +12,10 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, run_main, scripted_validation, tiny_run_args
 
+import config
+from runtime import run_record
+from runtime.errors import UserError
+
 
 def fingerprint(folder):
     """{relative path: sha256} of every file below folder."""
@@ -132,3 +136,23 @@ def test_a_resume_starts_quietly(tiny_mnist, tmp_path):
     assert 'resuming from step 2' in resumed.stdout
     for noise in ('WARNING:tensorflow', 'deprecated', 'oneDNN custom operations', 'cuda'):
         assert noise not in resumed.stderr, resumed.stderr
+
+
+def test_a_damaged_flags_json_is_one_line_naming_it(tmp_path):
+    (tmp_path / 'flags.json').write_text('{"iter_routing": 3,')  # cut short
+    cfg = config.parse(['--logdir', str(tmp_path)])
+    with pytest.raises(UserError) as refused:
+        run_record.check_resume(cfg, has_checkpoint=True)
+    message = str(refused.value)
+    assert message == ('cannot read %s (JSONDecodeError); restore it from a copy of the run, or delete it (a '
+                       'deleted flags.json is written anew from the flags given)' % (tmp_path / 'flags.json'))
+    run_record.check_resume(cfg, has_checkpoint=False)  # a fresh start reads no record
+
+
+def test_only_identity_flags_count_as_differences():
+    recorded = {'iter_routing': 3, 'seed': 1, 'epoch': 50, 'data_dir': 'a', 'learning_rate': 0.001}
+    cfg = config.parse(['--iter_routing', '1', '--seed', '1', '--epoch', '5', '--data_dir', 'b'])
+    assert run_record.differences(recorded, cfg) == [('iter_routing', 3, 1)]
+    assert {'batch_size', 'seed', 'shift_pixels', 'val_size', 'dataset', 'digit_caps_bias'} <= set(
+        run_record.IDENTITY_FLAGS)
+    assert not {'epoch', 'max_steps', 'time_limit', 'precision', 'logdir'} & set(run_record.IDENTITY_FLAGS)
