@@ -1,4 +1,4 @@
-"""pretrained/: export a trained run (weights only, float16 when it costs no test error), load it back
+"""pretrained/: export a trained run (weights only, float16 when it changes no validation prediction), load it back
 through --checkpoint pretrained in every command, refuse damaged files; the shipped model scores
 exactly what its card says."""
 import json
@@ -35,7 +35,9 @@ def test_card_and_weights(exported):
     assert card['preset'] == 'official' and card['flags']['digit_caps_bias'] is True
     assert not {'logdir', 'results', 'data_dir'} & set(card['flags'])  # no machine paths in the card
     assert card['test_errors'] == card['test_errors_float32'] == round((1 - card['test_acc']) * 60)
-    assert card['storage'] == ('float16' if card['test_errors_float16'] == card['test_errors'] else 'float32')
+    # Chosen on validation predictions, never on test errors; the card reports the stored weights' test.
+    assert card['storage'] == ('float16' if card['float16_changes_validation'] is False else 'float32')
+    assert card['test_errors'] == card['test_errors_%s' % card['storage']]
     assert card['sha256']['weights.npz'] == inference.sha256_of(str(out / 'weights.npz'))
     # The machine as parsed, read while TensorFlow was loaded: whether oneDNN ran the test is known.
     assert card['hardware'] == card['machine']['summary'] and card['machine']['onednn'] in (True, False)
@@ -84,6 +86,9 @@ def test_every_command_loads_it_through_checkpoint_pretrained(exported, tiny_mni
     assert run_main(args) == 0
     assert ('test accuracy %.4f (%d errors / 60) at step %d' % (card['test_acc'], card['test_errors'],
                                                                 card['step'])) in capsys.readouterr().out
+    # The shipped model's figures stay apart from the user's own run's CSVs.
+    assert (tmp_path / 'results' / 'pretrained' / 'test_acc.csv').exists()
+    assert not (tmp_path / 'results' / 'test_acc.csv').exists()
     x = (np.arange(28 * 28).reshape(1, 28, 28) % 255).astype(np.float32) / 255
     predictions, lengths, _, checkpoint, step = predict.predict(x, 'unused', 'pretrained')
     assert step == card['step'] and checkpoint.endswith('weights.npz') and lengths.shape == (1, 10)
