@@ -2,6 +2,7 @@
 
     evaluate(cfg)  what `python main.py --is_training=False` runs
 """
+import copy
 import os
 
 import numpy as np
@@ -15,7 +16,10 @@ from runtime.errors import warn
 def evaluate(cfg):
     """Test accuracy of cfg.checkpoint (latest, validation-best or pretrained) on all test images;
     appends test_acc.csv. The model is built from the run's flags.json (the command line's flags if the
-    run has none)."""
+    run has none). The shipped model's figures go to RESULTS/pretrained/, apart from the user's run."""
+    if cfg.checkpoint == 'pretrained':
+        cfg = copy.copy(cfg)
+        cfg.results = os.path.join(cfg.results, 'pretrained')
     test_x, test_y = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
     with inference.load_model(cfg.logdir, cfg.checkpoint, fallback_flags=cfg, session_flags=cfg,
                               warn=warn) as trained:
