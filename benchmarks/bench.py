@@ -329,6 +329,13 @@ def measure(args, log=print):
     figures['routing'].update({r: res['train_step_s'] for r, res in zip(sweep, sweep_results)})
     figures.update(matmul)
     figures.update(pipeline)
+    fastest = fastest_precision(figures, project.get('onednn'))
+    if fastest == args.precision:
+        figures['fastest'] = (fastest, project)
+    else:
+        log('measuring the project at this machine\'s fastest precision, %s...' % fastest)
+        figures['fastest'] = (fastest, spawn([train_task(args, inference=True, precision=fastest,
+                                                         eval_batch_size=0)], args.device)[0])
     if not args.skip_baseline:
         log('measuring the tiled u_hat baseline...')
         figures['tiled'] = spawn([train_task(args, impl='tiled', inference=True,
@@ -341,6 +348,29 @@ def measure(args, log=print):
             extra_env = overrides.pop('env', None)
             figures['ideas'][name] = spawn([train_task(args, **overrides)], args.device, extra_env)[0]
     return figures
+
+
+# bfloat16 counts as the faster arithmetic only when its matmul clearly beats float32's: where oneDNN
+# emulates it without bfloat16 units it runs no faster, or slower.
+BFLOAT16_MARGIN = 1.2
+
+
+def fastest_precision(figures, onednn):
+    """'bfloat16' where oneDNN runs and its bfloat16 matmul is clearly faster than float32's, else 'float32'."""
+    if onednn and figures.get('matmul_gflops_bfloat16', 0) > BFLOAT16_MARGIN * figures['matmul_gflops_float32']:
+        return 'bfloat16'
+    return 'float32'
+
+
+def fastest_line(figures, training_flops, forward_flops):
+    """The one line a script reads: images/s at the fastest precision and their share of its matmul rate."""
+    precision, result = figures['fastest']
+    roof = figures['matmul_gflops_' + precision]
+    train, infer = result['train_images_per_s'], result['infer_images_per_s']
+    return ('FASTEST precision=%s train_images_per_s=%.1f infer_images_per_s=%.1f matmul_gflops=%.1f '
+            'train_share=%.3f infer_share=%.3f peak_rss_mib=%.0f'
+            % (precision, train, infer, roof, train * training_flops / 1e9 / roof,
+               infer * forward_flops / 1e9 / roof, result['train_peak_rss_mb']))
 
 
 def routing_slope(step_by_iterations):
@@ -447,6 +477,14 @@ def report(args, figures, load_before, machine=None):
         row('train_fraction_of_matmul', 'project/' + args.precision, reached / own_roof, 'fraction')
         row('infer_fraction_of_matmul', 'project/' + args.precision, inferred / own_roof, 'fraction')
     p()
+
+    if 'fastest' in figures:
+        line = fastest_line(figures, training, forward)
+        p(line)
+        for item in line.split()[2:]:
+            key, value = item.split('=')
+            row(key, 'project@' + figures['fastest'][0], float(value), 'fastest precision')
+        p()
 
     rate = figures['pipeline_images_per_s']
     p('input pipeline alone: %.0f images/s = %.1fx the training rate'

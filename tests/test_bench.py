@@ -50,6 +50,9 @@ def test_quick_bench_writes_every_measurement(tmp_path):
     infer_fraction = float(by_key[('infer_fraction_of_matmul', 'project', '3')]['value'])
     assert abs(infer_fraction - inference * forward / 1e9 / roof) < 1e-3 * infer_fraction
     assert float(by_key[('matmul_gflops', 'bfloat16', '3')]['value']) > 0
+    # The fastest precision's line: float32 or bfloat16, whichever this CPU runs faster.
+    fastest = [line for line in proc.stdout.splitlines() if line.startswith('FASTEST precision=')]
+    assert len(fastest) == 1 and fastest[0].split()[1] in ('precision=float32', 'precision=bfloat16')
 
 
 def test_flop_count_follows_the_layer_shapes():
@@ -96,3 +99,29 @@ def test_report_names_the_machine_in_its_header_and_on_every_csv_row(tmp_path):
     assert {(r['cpu_model'], r['microarchitecture'], r['family_model'], r['isa'], r['cores'], r['onednn'],
              r['load_before']) for r in written} == {('AMD EPYC 9B45 128-Core Processor', 'Zen 5', '26/2',
                                                       'AVX2 AVX-512F AVX-512 BF16', '2', 'on', '0.70')}
+
+
+def test_fastest_precision_needs_onednn_and_a_clearly_faster_bfloat16_matmul():
+    figures = {'matmul_gflops_float32': 100.0, 'matmul_gflops_bfloat16': 400.0}
+    assert bench.fastest_precision(figures, onednn=True) == 'bfloat16'
+    assert bench.fastest_precision(figures, onednn=False) == 'float32'  # the rewrite would not happen
+    emulated = {'matmul_gflops_float32': 100.0, 'matmul_gflops_bfloat16': 105.0}  # no bfloat16 units
+    assert bench.fastest_precision(emulated, onednn=True) == 'float32'
+
+
+def test_fastest_line_is_one_parseable_line_from_the_fastest_run():
+    figures = fake_figures()
+    fastest_run = {'train_images_per_s': 128.0, 'infer_images_per_s': 500.0, 'train_peak_rss_mb': 1000.0}
+    figures['fastest'] = ('bfloat16', fastest_run)
+    text, rows = bench.report(bench.parse_args(['--quick']), figures, 0.5)
+    lines = [line for line in text.splitlines() if line.startswith('FASTEST ')]
+    assert len(lines) == 1
+    values = dict(item.split('=') for item in lines[0].split()[1:])
+    forward, training = bench.flops_per_image(3)
+    assert values['precision'] == 'bfloat16' and float(values['matmul_gflops']) == 400.0
+    assert float(values['train_images_per_s']) == 128.0 and float(values['infer_images_per_s']) == 500.0
+    assert abs(float(values['train_share']) - 128.0 * training / 1e9 / 400.0) < 1e-3
+    assert abs(float(values['infer_share']) - 500.0 * forward / 1e9 / 400.0) < 1e-3
+    assert {r['measurement'] for r in rows if r['implementation'] == 'project@bfloat16'} == {
+        'train_images_per_s', 'infer_images_per_s', 'matmul_gflops', 'train_share', 'infer_share',
+        'peak_rss_mib'}
