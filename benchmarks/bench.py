@@ -40,6 +40,8 @@ IDEAS = {
     'bfloat16 mixed precision': {'precision': 'bfloat16'},
     'bfloat16 + xla': {'precision': 'bfloat16', 'xla': True},
     'oneDNN off (Eigen kernels)': {'env': {'TF_ENABLE_ONEDNN_OPTS': '0'}},
+    'PrimaryCaps as a space-to-depth 5x5 conv': {'conv': 'space_to_depth'},
+    'PrimaryCaps space-to-depth, bfloat16': {'conv': 'space_to_depth', 'precision': 'bfloat16'},
     'threads intra 2 inter 1': {'intra_op_threads': 2, 'inter_op_threads': 1},
     'threads intra 1 inter 1': {'intra_op_threads': 1, 'inter_op_threads': 1},
 }
@@ -148,6 +150,9 @@ def task_train(task):
     import utils
     tf1 = tf.compat.v1
     capsLayer.digit_caps = digit_caps_impl(task['impl'])  # capsNet looks it up at build time
+    if task.get('conv') == 'space_to_depth':
+        from benchmarks import reference_layers
+        capsLayer.conv_layer = reference_layers.space_to_depth_conv_layer
     batch, steps, warmup = task['batch_size'], task['steps'], task['warmup']
     graph = tf.Graph()
     with graph.as_default():
@@ -346,7 +351,8 @@ def measure(args, log=print):
             log('idea: %s...' % name)
             overrides = dict(overrides)
             extra_env = overrides.pop('env', None)
-            figures['ideas'][name] = spawn([train_task(args, **overrides)], args.device, extra_env)[0]
+            figures['ideas'][name] = spawn([train_task(args, inference=True, **overrides)], args.device,
+                                           extra_env)[0]
     return figures
 
 
@@ -514,14 +520,16 @@ def report(args, figures, load_before, machine=None):
 
     if 'ideas' in figures:
         p()
-        p('ideas (training, same batch; each in its own process):')
-        p('  %-28s %12s %10s %10s' % ('idea', 'images/s', 'vs project', 'RSS MiB'))
-        base = figures['ideas']['parent-major routing (project)']['train_images_per_s']
+        p('ideas (same batch; each in its own process):')
+        p('  %-42s %10s %8s %10s %8s %8s' % ('idea', 'train i/s', 'vs proj', 'infer i/s', 'vs proj', 'RSS MiB'))
+        base = figures['ideas']['parent-major routing (project)']
         for name, res in figures['ideas'].items():
-            p('  %-28s %12.1f %9.2fx %10.0f' % (name, res['train_images_per_s'],
-                                                res['train_images_per_s'] / base,
-                                                res['train_peak_rss_mb']))
+            p('  %-42s %10.1f %7.2fx %10.1f %7.2fx %8.0f' % (
+                name, res['train_images_per_s'], res['train_images_per_s'] / base['train_images_per_s'],
+                res['infer_images_per_s'], res['infer_images_per_s'] / base['infer_images_per_s'],
+                res['train_peak_rss_mb']))
             row('train_images_per_s', 'idea: ' + name, res['train_images_per_s'], 'images/s')
+            row('infer_images_per_s', 'idea: ' + name, res['infer_images_per_s'], 'images/s')
     return out.getvalue(), rows
 
 

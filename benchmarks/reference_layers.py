@@ -63,3 +63,41 @@ def _reference_digit_caps(predict, u, num_outputs=10, out_dim=16, iter_routing=3
     with tf1.variable_scope(scope):
         W, bias = capsLayer.digit_caps_variables(u, num_outputs, out_dim, stddev, use_bias)
         return straightforward_routing(predict(u, W), iter_routing, stop_gradient_inner, bias, leaky)
+
+
+# ---------------------------------------------------------------------------------------------------
+# PrimaryCaps' 9x9 stride-2 convolution as one stride-1 convolution (a speed idea, measured by bench.py)
+
+def space_to_depth_conv(inputs, weights):
+    """conv2d(inputs, weights, strides=2, padding='VALID') computed as a 5x5 stride-1 convolution.
+
+    inputs [B, H, W, C] (H, W even), weights [k, k, C, O] with k odd. Row y of the output reads input
+    rows 2y + p, p < k; writing p = 2p' + a (a in {0, 1}) it is row y + p' of the phase a of the input
+    (its rows a, a + 2, ...). space_to_depth stacks the four phases (a, c) as channels, and the kernel,
+    padded to an even side with zeros, is regrouped the same way, so one stride-1 convolution over
+    4C channels sums all four. The padding costs (k+1)^2 / k^2 - 1 = 23 % more multiply-adds for k = 9,
+    for a shape (and a backward pass) that convolution kernels handle better than stride 2.
+    """
+    k, _, channels, outputs = weights.shape
+    half = (k + 1) // 2
+    padded = tf.pad(weights, [[0, 2 * half - k], [0, 2 * half - k], [0, 0], [0, 0]])   # [2h, 2h, C, O]
+    # [h, 2, h, 2, C, O] -> [h, h, 2, 2, C, O]: space_to_depth's channel order is (row phase, col phase, C).
+    regrouped = tf.transpose(tf.reshape(padded, [half, 2, half, 2, channels, outputs]), [0, 2, 1, 3, 4, 5])
+    kernel = tf.reshape(regrouped, [half, half, 4 * channels, outputs])                # [5, 5, 4C, O]
+    phases = tf.nn.space_to_depth(inputs, 2)                                            # [B, H/2, W/2, 4C]
+    return tf.nn.conv2d(phases, kernel, strides=1, padding='VALID')
+
+
+def space_to_depth_conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv'):
+    """capsLayer.conv_layer with the same variables; stride-2 layers go through space_to_depth_conv."""
+    if stride != 2 or kernel_size % 2 == 0 or inputs.shape[1] % 2 or inputs.shape[2] % 2:
+        return _plain_conv_layer(inputs, filters, kernel_size, stride, activation, scope)
+    with tf1.variable_scope(scope):
+        weights = tf1.get_variable('weights', [kernel_size, kernel_size, inputs.shape[-1], filters],
+                                   initializer=tf1.initializers.glorot_uniform())
+        biases = tf1.get_variable('biases', [filters], initializer=tf1.zeros_initializer())
+        out = space_to_depth_conv(inputs, weights) + biases
+        return activation(out) if activation is not None else out
+
+
+_plain_conv_layer = capsLayer.conv_layer

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ROOT, run_main, tiny_run_args
@@ -156,3 +157,23 @@ def test_bfloat16_without_onednn_says_it_changes_nothing(precision, onednn, note
         assert '\n' not in note and note.startswith('note: --precision bfloat16 changes nothing here')
         assert 'TF_ENABLE_ONEDNN_OPTS=1' in note
 
+
+
+def test_space_to_depth_convolution_equals_the_stride_2_convolution_and_its_gradients():
+    from benchmarks import reference_layers
+    rng = np.random.default_rng(0)
+    x_value = rng.standard_normal((2, 20, 20, 6)).astype(np.float32)
+    k_value = rng.standard_normal((9, 9, 6, 5)).astype(np.float32)
+    upstream = rng.standard_normal((2, 6, 6, 5)).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default():
+        x, k = tf.constant(x_value), tf.constant(k_value)
+        plain = tf.nn.conv2d(x, k, strides=2, padding='VALID')
+        phased = reference_layers.space_to_depth_conv(x, k)
+        grads = [tf.gradients(y, [x, k], grad_ys=upstream) for y in (plain, phased)]
+        with tf.compat.v1.Session(graph=graph) as sess:
+            (p, q), (gp, gq) = sess.run([(plain, phased), grads])
+    assert p.shape == q.shape == (2, 6, 6, 5)
+    np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-4)
+    for a, b in zip(gq, gp):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
