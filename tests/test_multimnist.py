@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
+import capsLayer
 from readers import multimnist as mm
 from runtime.errors import UserError, run_cli
 
@@ -233,3 +234,101 @@ def test_the_feed_arrays_slice_into_tf_data_batches():
     assert batch['images'].shape == (16, 36, 36) and batch['images'].dtype == tf.uint8
     np.testing.assert_array_equal(batch['labels_b'].numpy(), feed['labels_b'][:16])
     np.testing.assert_array_equal(batch['digit_a'].numpy(), feed['digit_a'][:16])
+
+
+def run_graph(fn, *arrays):
+    """Builds fn on constants in a fresh graph and evaluates it (the capsLayer functions are pure)."""
+    import tensorflow as tf
+    with tf.Graph().as_default():
+        out = fn(*[tf.constant(a) for a in arrays])
+        with tf.compat.v1.Session() as sess:
+            return sess.run(out)
+
+
+def test_two_hot_marks_both_classes():
+    got = run_graph(lambda a, b: capsLayer.two_hot(a, b, 5), np.array([0, 3, 2]), np.array([4, 1, 2]))
+    np.testing.assert_array_equal(got, [[1, 0, 0, 0, 1], [0, 1, 0, 1, 0], [0, 0, 1, 0, 0]])
+
+
+def test_margin_loss_with_two_hot_targets_is_eq_4_with_both_classes_present():
+    rng = np.random.default_rng(11)
+    lengths = rng.random((32, 10)).astype(np.float32)
+    a = rng.integers(0, 10, 32)
+    b = (a + rng.integers(1, 10, 32)) % 10                       # another class
+    present = np.zeros((32, 10), np.float32)
+    present[np.arange(32), a] = present[np.arange(32), b] = 1
+    reference = (present * np.maximum(0, 0.9 - lengths) ** 2
+                 + 0.5 * (1 - present) * np.maximum(0, lengths - 0.1) ** 2).sum(1).mean()
+    got = run_graph(lambda l, x, y: capsLayer.margin_loss(l, capsLayer.two_hot(x, y, 10)), lengths, a, b)
+    assert got == pytest.approx(reference, rel=1e-5)
+    # Both true classes are penalised for being short: lengthening either one lowers the loss.
+    longer = lengths.copy()
+    longer[np.arange(32), b] = 0.95
+    assert run_graph(lambda l, x, y: capsLayer.margin_loss(l, capsLayer.two_hot(x, y, 10)),
+                     longer, a, b) < got
+
+
+def test_pair_reconstruction_loss_reconstructs_each_digit_from_its_own_capsule():
+    rng = np.random.default_rng(12)
+    batch, classes, dim, side = 6, 10, 16, 36
+    caps = rng.normal(size=(batch, classes, dim)).astype(np.float32)
+    a = np.array([0, 1, 2, 3, 4, 5])
+    b = np.array([9, 8, 7, 6, 5, 4])
+    digit_a = rng.random((batch, side, side)).astype(np.float32)
+    digit_b = rng.random((batch, side, side, 1)).astype(np.float32)
+    # A fixed linear "decoder" to pixels: its output tells which capsule values it was given.
+    weights = rng.normal(size=(classes * dim, side * side)).astype(np.float32) / 20
+
+    def reference_recon(labels):
+        masked = np.zeros_like(caps)
+        masked[np.arange(batch), labels] = caps[np.arange(batch), labels]
+        return 1 / (1 + np.exp(-masked.reshape(batch, -1) @ weights))
+
+    calls = []
+
+    def decoder(masked):
+        import tensorflow as tf
+        calls.append(masked.shape.as_list())
+        return tf.sigmoid(tf.matmul(masked, tf.constant(weights)))
+
+    loss, recon_a, recon_b = run_graph(
+        lambda *t: capsLayer.pair_reconstruction_loss(decoder, *t), caps, a, b, digit_a, digit_b)
+    ref_a, ref_b = reference_recon(a), reference_recon(b)
+    np.testing.assert_allclose(recon_a, ref_a, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(recon_b, ref_b, rtol=1e-4, atol=1e-6)
+    reference = (np.mean((ref_a - digit_a.reshape(batch, -1)) ** 2)
+                 + np.mean((ref_b - digit_b.reshape(batch, -1)) ** 2))
+    assert loss == pytest.approx(reference, rel=1e-5)
+    assert calls == [[2 * batch, classes * dim]]                 # one decoder pass for both digits
+    # Weighed like capsNet today: scale 0.0005 x pixels times this loss is the authors' 0.0005 x
+    # per-example sum of squares, summed over the two digits.
+    sum_of_squares = (((ref_a - digit_a.reshape(batch, -1)) ** 2).sum(1).mean()
+                      + ((ref_b - digit_b.reshape(batch, -1)) ** 2).sum(1).mean())
+    assert 0.0005 * side * side * loss == pytest.approx(0.0005 * sum_of_squares, rel=1e-5)
+
+
+def np_top2_correct(lengths, a, b):
+    top = np.argsort(-lengths, axis=1, kind='stable')[:, :2]
+    return np.array([set(t) == {x, y} for t, x, y in zip(top, a, b)])
+
+
+def test_top2_rule_on_hand_built_lengths():
+    lengths = np.array([
+        [0.9, 0.8, 0.1, 0.0],    # top two {0, 1}, true {0, 1}: right
+        [0.9, 0.8, 0.1, 0.0],    # true {1, 0}: order does not matter
+        [0.9, 0.1, 0.8, 0.0],    # top two {0, 2}, true {0, 1}: one right is not enough
+        [0.1, 0.2, 0.9, 0.8],    # true {0, 1}: both wrong
+        [0.95, 0.3, 0.3, 0.0],   # a tie for second place goes to class 1: true {0, 1} right,
+        [0.95, 0.3, 0.3, 0.0],   # ... and true {0, 2} wrong
+        [0.2, 0.9, 0.0, 0.3],    # the longest capsule alone is right, the second (3) is not
+    ], np.float32)
+    a = np.array([0, 1, 0, 0, 0, 0, 1])
+    b = np.array([1, 0, 1, 1, 1, 2, 0])
+    got = run_graph(capsLayer.top2_correct, lengths, a, b)
+    np.testing.assert_array_equal(got, [True, True, False, False, True, False, False])
+    rng = np.random.default_rng(13)
+    lengths = rng.random((200, 10)).astype(np.float32)
+    a = rng.integers(0, 10, 200)
+    b = (a + rng.integers(1, 10, 200)) % 10
+    np.testing.assert_array_equal(run_graph(capsLayer.top2_correct, lengths, a, b),
+                                  np_top2_correct(lengths, a, b))
