@@ -332,3 +332,64 @@ def test_top2_rule_on_hand_built_lengths():
     b = (a + rng.integers(1, 10, 200)) % 10
     np.testing.assert_array_equal(run_graph(capsLayer.top2_correct, lengths, a, b),
                                   np_top2_correct(lengths, a, b))
+
+
+def test_reconstructions_are_drawn_in_red_and_green_over_the_dimmed_input():
+    from tools import figures
+    merged = np.zeros((1, 36, 36), np.uint8)
+    merged[0, 0, :] = 255
+    recon_a = np.zeros((1, 36 * 36), np.float32)
+    recon_b = np.zeros((1, 36, 36), np.float32)
+    recon_a[0, 36 * 10 + 3] = 1.0         # pixel (10, 3)
+    recon_b[0, 20, 5] = 1.0
+    recon_b[0, 10, 3] = 1.0               # both draw at (10, 3)
+    rgb = figures.overlay_reconstructions(merged, recon_a, recon_b)[0]
+    dim = round(255 * figures.INPUT_UNDER_RECONSTRUCTION)
+    assert tuple(rgb[0, 7]) == (dim, dim, dim)        # input only: gray
+    assert tuple(rgb[10, 3]) == (255, 255, 0)         # both: yellow
+    assert tuple(rgb[20, 5]) == (0, 255, 0)           # b only: green
+    assert tuple(rgb[30, 30]) == (0, 0, 0)
+
+
+def test_figure_5_writes_a_deterministic_png_of_the_stated_size_with_both_colours(tmp_path):
+    from conftest import read_png
+
+    from runtime import files
+    from tools import figures
+    # Strokes at 255 on black, at class-specific places, so each digit has pixels the other lacks.
+    labels = np.arange(40) % NUM_CLASSES
+    images = np.zeros((40, 28, 28), np.uint8)
+    for n, k in enumerate(labels):
+        images[n, 4 + 2 * k:8 + 2 * k, 4:24] = 255
+    pairs = mm.fixed_pairs(images, labels, 1, count=20)
+    recon_a = pairs.digit_a.reshape(20, -1) / 255.0        # a perfect decoder
+    recon_b = pairs.digit_b.reshape(20, -1) / 255.0
+    true = np.stack([pairs.labels_a, pairs.labels_b], axis=1)
+    predicted = true[:, ::-1].copy()                       # the order of the two does not matter...
+    predicted[::3, 1] = (true[::3, 0] + 5) % 10            # ... a missed class does
+    predicted[::3][predicted[::3, 1] == true[::3, 1], 1] += 1
+    paths = [tmp_path / 'a.png', tmp_path / 'b.png']
+    for path in paths:
+        files.write_figure(str(path), figures.draw_multimnist(pairs.merged, recon_a, recon_b, true, predicted),
+                           figures.DPI)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    pixels = read_png(paths[0])
+    width, height = figures.MULTIMNIST_SIZE
+    assert pixels.shape[:2] == (round(height * figures.DPI), round(width * figures.DPI))
+    r, g, b = (pixels[..., c].astype(int) for c in range(3))
+    # Where one digit alone draws: its colour at full strength over the input's dimmed gray.
+    assert ((r > 200) & (r - g > 100) & (r - b > 100)).sum() > 100  # digit a's reconstruction, red
+    assert ((g > 200) & (g - r > 100) & (g - b > 100)).sum() > 100  # digit b's, green
+
+
+def test_figure_5_with_no_wrong_example_leaves_that_group_blank(tmp_path):
+    from runtime import files
+    from tools import figures
+    images, labels = full_digits(20, seed=15)
+    pairs = mm.fixed_pairs(images, labels, 2, count=3)
+    true = np.stack([pairs.labels_a, pairs.labels_b], axis=1)
+    recon = np.zeros((3, 36 * 36))
+    figure = figures.draw_multimnist(pairs.merged, recon, recon, true, true)
+    assert [f._suptitle.get_text().endswith('(none)') for f in figure.subfigs] == [False, True]
+    files.write_figure(str(tmp_path / 'f.png'), figure, figures.DPI)
+    assert (tmp_path / 'f.png').stat().st_size > 0
