@@ -176,3 +176,53 @@ def decoder(masked_caps, output_pixels=784, scope='decoder'):
         h = dense_layer(masked_caps, 512, tf.nn.relu, 'fc1')
         h = dense_layer(h, 1024, tf.nn.relu, 'fc2')
         return dense_layer(h, output_pixels, tf.sigmoid, 'fc3')
+
+
+# Two digits per image (MultiMNIST, section 6 of the paper).
+
+def two_hot(labels_a, labels_b, num_classes):
+    """Targets T_k of Eq. 4 with both classes present: int [B] each -> float [B, num_classes].
+
+    Clipped at 1 so that a pair of one class (which the generator never makes) still has T_k in {0, 1}.
+    """
+    return tf.minimum(tf.one_hot(labels_a, num_classes) + tf.one_hot(labels_b, num_classes), 1.0)
+
+
+def pair_reconstruction_loss(reconstruct_fn, digit_caps, labels_a, labels_b, digit_a, digit_b):
+    """Section 6: each digit is reconstructed from its own capsule alone (every other capsule, the
+    other digit's included, masked to zero) and compared with that digit alone on the canvas.
+
+    digit_caps: [B, K, D]; labels_a, labels_b: int [B]; digit_a, digit_b: float [B, H, W] or
+    [B, H, W, 1] in [0, 1]. reconstruct_fn maps masked capsules [N, K * D] to pixels [N, H * W] (the
+    decoder); it is called once, on both digits' inputs stacked, so its variables are made once.
+    Returns (loss, reconstruction of a [B, H * W], reconstruction of b [B, H * W]). loss is the sum
+    over the two digits of the mean squared error over batch and pixels, the measure capsNet uses for
+    one digit: with regularization_scale = 0.0005 * H * W it is the authors' 0.0005 x sum of squares
+    per digit, summed over the two targets (research/capsules/models/layers/layers.py,
+    `reconstruction`, called once per target in capsule_model.py).
+    """
+    num_classes, dim = digit_caps.shape[1], digit_caps.shape[2]
+    masks = tf.concat([tf.one_hot(labels_a, num_classes), tf.one_hot(labels_b, num_classes)], 0)  # [2B, K]
+    caps = tf.concat([digit_caps, digit_caps], 0)                                       # [2B, K, D]
+    masked = tf.reshape(caps * masks[:, :, None], [-1, num_classes * dim])              # [2B, K * D]
+    recon_a, recon_b = tf.split(reconstruct_fn(masked), 2, axis=0)                      # [B, H * W] each
+    pixels = recon_a.shape[-1]
+    target_a = tf.reshape(tf.cast(digit_a, recon_a.dtype), [-1, pixels])                # [B, H * W]
+    target_b = tf.reshape(tf.cast(digit_b, recon_b.dtype), [-1, pixels])
+    loss = (tf.reduce_mean(tf.square(recon_a - target_a))
+            + tf.reduce_mean(tf.square(recon_b - target_b)))
+    return loss, recon_a, recon_b
+
+
+def top2_correct(lengths, labels_a, labels_b):
+    """The paper's MultiMNIST rule: the two longest digit capsules are the prediction, and an example
+    is right only when they are both true classes. lengths: [B, K] -> bool [B].
+
+    Ties go to the lower class index (tf.math.top_k), so two equal lengths are never both counted
+    for one class.
+    """
+    _, top2 = tf.math.top_k(lengths, k=2)                                               # [B, 2]
+    labels = tf.stack([labels_a, labels_b], axis=1)                                     # [B, 2]
+    labels = tf.cast(labels, top2.dtype)
+    hit = tf.reduce_any(tf.equal(top2[:, :, None], labels[:, None, :]), axis=1)         # [B, 2]
+    return tf.logical_and(tf.reduce_all(hit, axis=1), tf.not_equal(labels[:, 0], labels[:, 1]))

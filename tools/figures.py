@@ -160,6 +160,60 @@ def draw_perturbations(grids, classes, class_names):
     return figure
 
 
+MULTIMNIST_PAIRS = 6           # pairs per group (right, wrong) in the paper's Fig. 5
+MULTIMNIST_CELL = 1.1          # inches per pair: its input above its reconstructions
+MULTIMNIST_SIZE = (MULTIMNIST_PAIRS * MULTIMNIST_CELL, 4 * MULTIMNIST_CELL + 1.6)  # 2 groups x 2 rows
+INPUT_UNDER_RECONSTRUCTION = 0.4   # the input's gray level under the coloured reconstructions
+
+
+def overlay_reconstructions(merged, recon_a, recon_b):
+    """The reconstructions of Fig. 5 in colour over the input: digit a's in red, digit b's in green
+    (yellow where both draw), the input dimmed to gray beneath. merged: uint8 [N, H, W];
+    recon_a, recon_b: floats in [0, 1], [N, H * W] or [N, H, W] -> RGB uint8 [N, H, W, 3]."""
+    merged = np.asarray(merged)
+    base = merged.astype(np.float32) / 255.0 * INPUT_UNDER_RECONSTRUCTION          # [N, H, W]
+    red = np.maximum(base, np.reshape(recon_a, merged.shape))
+    green = np.maximum(base, np.reshape(recon_b, merged.shape))
+    return files.to_uint8(np.stack([red, green, base], axis=-1))                  # [N, H, W, 3]
+
+
+def draw_multimnist(merged, recon_a, recon_b, true_labels, predicted_labels, pairs=MULTIMNIST_PAIRS):
+    """The paper's Fig. 5 from arrays: the first `pairs` right and the first `pairs` wrong examples,
+    each an input (top) above its two reconstructions in red and green (bottom), labelled with the
+    true classes L and the predicted ones R (the two longest capsules, which were reconstructed).
+
+    merged: uint8 [N, H, W]; recon_a, recon_b: [N, H * W] in [0, 1], reconstructed from the capsules
+    of predicted_labels[:, 0] and [:, 1]; true_labels, predicted_labels: int [N, 2]. An example is
+    right when its two predicted classes are its two true ones, in any order (capsLayer.top2_correct).
+    """
+    true_labels, predicted_labels = np.asarray(true_labels), np.asarray(predicted_labels)
+    right = np.array([set(t) == set(p) for t, p in zip(true_labels.tolist(), predicted_labels.tolist())],
+                     dtype=bool)
+    coloured = overlay_reconstructions(merged, recon_a, recon_b)
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=MULTIMNIST_SIZE, layout='constrained')
+        groups = figure.subfigures(2, 1)
+        for group, chosen, title in zip(groups, (right, ~right),
+                                        ('right: both classes are the two longest capsules',
+                                         'wrong: at least one class missed')):
+            picked = np.flatnonzero(chosen)[:pairs]
+            cells = group.subplots(2, pairs, squeeze=False)
+            for k in range(pairs):
+                top, bottom = cells[0, k], cells[1, k]
+                top.set_axis_off()
+                bottom.set_axis_off()
+                if k >= len(picked):
+                    continue  # fewer examples than columns: the cell stays blank
+                n = picked[k]
+                _show_pixels(top, merged[n])
+                bottom.imshow(coloured[n], interpolation='nearest')
+                bottom.set_title('L:(%d,%d)\nR:(%d,%d)' % (tuple(true_labels[n]) + tuple(predicted_labels[n])),
+                                 fontsize=STYLE['xtick.labelsize'], y=-0.55)
+            group.suptitle(title + (' (none)' if not len(picked) else ''),
+                           fontsize=STYLE['axes.titlesize'])
+    return figure
+
+
 def make_figures(cfg):
     """Writes both figures into cfg.results; returns their paths."""
     images, labels = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
