@@ -334,7 +334,8 @@ def measure(args, log=print):
     figures['routing'].update({r: res['train_step_s'] for r, res in zip(sweep, sweep_results)})
     figures.update(matmul)
     figures.update(pipeline)
-    fastest = fastest_precision(figures, project.get('onednn'))
+    from tools import provenance
+    fastest = fastest_precision(provenance.machine().get('isa') or [], project.get('onednn'))
     if fastest == args.precision:
         figures['fastest'] = (fastest, project)
     else:
@@ -356,16 +357,14 @@ def measure(args, log=print):
     return figures
 
 
-# bfloat16 counts as the faster arithmetic only when its matmul clearly beats float32's: where oneDNN
-# emulates it without bfloat16 units it runs no faster, or slower.
-BFLOAT16_MARGIN = 1.2
+# The instruction sets that compute bfloat16 natively. Decided from the CPU, not from a timed matmul:
+# on a shared machine one noisy measurement could flip the answer (seen: 2.95x and 1.11x in two runs).
+BFLOAT16_UNITS = ('AVX-512 BF16', 'AMX BF16')
 
 
-def fastest_precision(figures, onednn):
-    """'bfloat16' where oneDNN runs and its bfloat16 matmul is clearly faster than float32's, else 'float32'."""
-    if onednn and figures.get('matmul_gflops_bfloat16', 0) > BFLOAT16_MARGIN * figures['matmul_gflops_float32']:
-        return 'bfloat16'
-    return 'float32'
+def fastest_precision(isa, onednn):
+    """'bfloat16' where oneDNN runs (it does the rewrite) on bfloat16 units, else 'float32'."""
+    return 'bfloat16' if onednn and set(BFLOAT16_UNITS) & set(isa) else 'float32'
 
 
 def fastest_line(figures, training_flops, forward_flops):

@@ -101,12 +101,12 @@ def test_report_names_the_machine_in_its_header_and_on_every_csv_row(tmp_path):
                                                       'AVX2 AVX-512F AVX-512 BF16', '2', 'on', '0.70')}
 
 
-def test_fastest_precision_needs_onednn_and_a_clearly_faster_bfloat16_matmul():
-    figures = {'matmul_gflops_float32': 100.0, 'matmul_gflops_bfloat16': 400.0}
-    assert bench.fastest_precision(figures, onednn=True) == 'bfloat16'
-    assert bench.fastest_precision(figures, onednn=False) == 'float32'  # the rewrite would not happen
-    emulated = {'matmul_gflops_float32': 100.0, 'matmul_gflops_bfloat16': 105.0}  # no bfloat16 units
-    assert bench.fastest_precision(emulated, onednn=True) == 'float32'
+def test_fastest_precision_needs_onednn_and_bfloat16_units():
+    assert bench.fastest_precision(['AVX2', 'AVX-512F', 'AVX-512 BF16'], onednn=True) == 'bfloat16'  # Zen 5
+    assert bench.fastest_precision(['AVX2', 'AVX-512F', 'AVX-512 BF16', 'AMX', 'AMX BF16'], True) == 'bfloat16'
+    assert bench.fastest_precision(['AVX2', 'AVX-512F', 'AVX-512 BF16'], onednn=False) == 'float32'  # no rewrite
+    assert bench.fastest_precision(['AVX2'], onednn=True) == 'float32'  # Zen 3 with oneDNN forced on
+    assert bench.fastest_precision(['AVX2', 'AVX-512F'], onednn=True) == 'float32'  # AVX-512 without BF16
 
 
 def test_fastest_line_is_one_parseable_line_from_the_fastest_run():
