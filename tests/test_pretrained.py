@@ -19,6 +19,9 @@ def exported(tiny_mnist, tmp_path_factory):
     """A 6-step run on the tiny data, exported from its validation-selected checkpoint."""
     work = tmp_path_factory.mktemp('export')
     assert run_main(tiny_run_args(tiny_mnist, work, '--flagfile', 'configs/official.flags')) == 0
+    # What tools.reproduce keeps beside a logdir: the card names where the run was trained.
+    (work / 'run.json').write_text(json.dumps({'sessions': [
+        {'commit': 'abc1234', 'hardware': 'CPU one'}, {'commit': 'abc1234', 'hardware': 'CPU two'}]}))
     out = work / 'pretrained'
     assert export_pretrained.main(['--logdir', str(work / 'logdir'), '--checkpoint', 'best',
                                    '--data_dir', str(tiny_mnist), '--verify_data=False', '--out', str(out)]) == 0
@@ -34,7 +37,9 @@ def test_card_and_weights(exported):
     assert card['epochs'] == round(best['step'] / 25, 2)  # 200 training images / batch 8
     assert card['preset'] == 'official' and card['flags']['digit_caps_bias'] is True
     assert not {'logdir', 'results', 'data_dir'} & set(card['flags'])  # no machine paths in the card
-    assert card['test_errors'] == card['test_errors_float32'] == round((1 - card['test_acc']) * 60)
+    assert card['test_errors'] == round((1 - card['test_acc']) * 60)
+    assert card['trained_commits'] == ['abc1234'] and card['trained_hardware'] == ['CPU one', 'CPU two']
+    assert '| trained on | CPU one / CPU two |' in (out / 'CARD.md').read_text()
     # Chosen on validation predictions, never on test errors; the card reports the stored weights' test.
     assert card['storage'] == ('float16' if card['float16_changes_validation'] is False else 'float32')
     assert card['test_errors'] == card['test_errors_%s' % card['storage']]

@@ -75,6 +75,20 @@ def preset_of(flags):
     return '+'.join(names) if names else 'command-line flags (no preset file)'
 
 
+def training_sessions(logdir):
+    """(commits, machines) the run was trained with, from the run.json that tools.reproduce keeps beside
+    the logdir; empty lists when there is none (a run trained by main.py alone)."""
+    record = os.path.join(os.path.dirname(os.path.abspath(logdir)), 'run.json')
+    try:
+        with open(record) as f:
+            sessions = json.load(f).get('sessions', [])
+    except (OSError, ValueError, AttributeError):
+        return [], []
+    def distinct(key):
+        return list(dict.fromkeys(s[key] for s in sessions if isinstance(s, dict) and s.get(key)))
+    return distinct('commit'), distinct('hardware')
+
+
 def write_weights(path, weights):
     buffer = io.BytesIO()
     np.savez(buffer, **weights)
@@ -131,6 +145,8 @@ def export(args):
         'float16_changes_validation': None if val16 is None else bool(not np.array_equal(val16, val32)),
         'parameters': int(sum(v.size for v in chosen.values())),
         'commit': provenance.commit(),
+        'trained_commits': training_sessions(args.logdir)[0],
+        'trained_hardware': training_sessions(args.logdir)[1],
         'hardware': machine['summary'],
         'machine': machine,
         'sha256': {inference.PRETRAINED_WEIGHTS: inference.sha256_of(weights_path)},
@@ -175,8 +191,10 @@ def card_markdown(card):
         '| test errors float32 / float16 weights | %s / %s |' % (card['test_errors_float32'],
                                                                   card['test_errors_float16']),
         '| parameters | %d |' % card['parameters'],
-        '| commit | %s |' % card['commit'],
-        '| hardware | %s |' % card['hardware'],
+        '| trained at commit | %s |' % (', '.join(card['trained_commits']) or 'not recorded'),
+        '| trained on | %s |' % (' / '.join(card['trained_hardware']) or 'not recorded'),
+        '| exported at commit | %s |' % card['commit'],
+        '| exported and tested on | %s |' % card['hardware'],
         '| sha256 of %s | `%s` |' % (inference.PRETRAINED_WEIGHTS, card['sha256'][inference.PRETRAINED_WEIGHTS]),
         '',
         'Use it with `--checkpoint pretrained`:',
