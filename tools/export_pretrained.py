@@ -96,6 +96,8 @@ def write_weights(path, weights):
 
 
 def export(args):
+    # Before anything is written: the new files in pretrained/ would make every export '+uncommitted'.
+    commit = provenance.commit()
     flags = inference.run_flags(args.logdir)
     if not flags:
         raise UserError('no flags.json in %s; export needs the flags the run was trained with' % args.logdir)
@@ -144,7 +146,7 @@ def export(args):
         # None: a weight is beyond float16's range.
         'float16_changes_validation': None if val16 is None else bool(not np.array_equal(val16, val32)),
         'parameters': int(sum(v.size for v in chosen.values())),
-        'commit': provenance.commit(),
+        'commit': commit,
         'trained_commits': training_sessions(args.logdir)[0],
         'trained_hardware': training_sessions(args.logdir)[1],
         'hardware': machine['summary'],
