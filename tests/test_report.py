@@ -146,3 +146,12 @@ def test_the_original_scripts_curve_is_its_published_routing_3_numbers():
     # Spot values of naturomics/CapsNet-Tensorflow results/mnist/3_iter_val_acc.csv: 4 974 of 4 992 at 5 500.
     assert dict(report.ORIGINAL_SCRIPT_VAL_ACC)[5500] == pytest.approx(4974 / 4992, abs=1e-9)
     assert dict(report.ORIGINAL_SCRIPT_VAL_ACC)[500] == pytest.approx(4932 / 4992, abs=1e-9)
+
+
+def test_hardware_cell_names_only_the_sessions_about_json_describes():
+    record = {'about': {'hardware_names': {'AMD EPYC x 2': 'AMD EPYC Zen 5 x 2 (AVX-512 BF16)'}},
+              'sessions': [{'hardware': 'AMD EPYC x 2'}, {'hardware': 'Intel(R) Xeon(R) Processor x 2'},
+                           {'hardware': 'Xeon x 2 (Emerald Rapids; AMX)', 'machine': {}},
+                           {'hardware': 'AMD EPYC x 2'}]}
+    assert report.hardware_cell(record) == ('AMD EPYC Zen 5 x 2 (AVX-512 BF16) / Intel(R) Xeon(R) Processor x 2 / '
+                                            'Xeon x 2 (Emerald Rapids; AMX)')

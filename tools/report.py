@@ -243,8 +243,10 @@ def hardware_cell(record):
     about = record['about']
     if not record['sessions']:
         return about.get('hardware', '-')
-    # A session recorded before the machine was parsed holds only 'CPU x cores'; about.json may say more.
-    names = [about.get('plain_hardware', s['hardware']) if 'machine' not in s else s['hardware']
+    # A session recorded before the machine was parsed holds only 'CPU x cores'; about.json may name
+    # what such a string stood for (hardware_names: {recorded string: fuller name}).
+    known = about.get('hardware_names', {})
+    names = [known.get(s['hardware'], s['hardware']) if 'machine' not in s else s['hardware']
              for s in record['sessions'] if s.get('hardware')]
     return ' / '.join(dict.fromkeys(names)) or '-'
 
