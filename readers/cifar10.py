@@ -24,8 +24,9 @@ ROW = SIDE * SIDE * CHANNELS
 CLASS_NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
 FIX = 're-download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and give its ' \
       'folder (or the extracted %s/) as --data_dir' % FOLDER
-# A pickle can run any code it names; these batches need the array rebuilders of NumPy and nothing more.
-ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+# A pickle can run any code it names; these batches need the array rebuilders of NumPy and nothing more
+# (_codecs.encode: how Python 3 writes bytes at protocol 2, for copies re-pickled by Python 3).
+ALLOWED = {('_codecs', 'encode'), ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
            ('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'),
            ('numpy._core.multiarray', 'scalar')}
 
