@@ -317,7 +317,7 @@ def test_mnist_as_png_folders_reads_and_trains_like_the_idx_files(tmp_path):
 @pytest.mark.slow
 def test_rgb_folder_trains_tests_and_predicts_by_class_name(tmp_path, capsys):
     import predict
-    root, _, (tx, ty) = rgb_folder(tmp_path / 'd')
+    root, _, (tx, ty) = rgb_folder(tmp_path / 'd', test=27)  # the figures need 25 test images
     args = tiny_run_args(root, tmp_path / 'w', '--dataset', 'folder', '--val_size', '6')
     assert run_main(args) == 0
     flags = json.loads((tmp_path / 'w' / 'logdir' / 'flags.json').read_text())
@@ -326,7 +326,7 @@ def test_rgb_folder_trains_tests_and_predicts_by_class_name(tmp_path, capsys):
     capsys.readouterr()
     assert run_main(args + ['--is_training=False']) == 0
     out = capsys.readouterr().out
-    assert 'test accuracy' in out and '/ 12 (' in out  # all 12 test images, of all three classes
+    assert 'test accuracy' in out and '/ 27 (' in out  # all 27 test images, of all three classes
     assert 'emu' in out  # per-class lines by name
     per_class = (tmp_path / 'w' / 'results' / 'per_class_accuracy.csv').read_text().splitlines()
     assert [line.split(',')[1] for line in per_class[1:]] == ['cat', 'dog', 'emu']
@@ -334,10 +334,19 @@ def test_rgb_folder_trains_tests_and_predicts_by_class_name(tmp_path, capsys):
     assert predict.main([str(root / 'test' / 'dog'), '--logdir', str(tmp_path / 'w' / 'logdir'),
                          '--output', str(tmp_path / 'p.csv'), '--reconstructions', str(tmp_path / 'r')]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if 'lengths' in line]
-    assert len(lines) == 4 and all(line.split(': ')[1].split()[0] in ('cat', 'dog', 'emu') for line in lines)
+    assert len(lines) == 9 and all(line.split(': ')[1].split()[0] in ('cat', 'dog', 'emu') for line in lines)
     rows = (tmp_path / 'p.csv').read_text().splitlines()
     assert rows[0].startswith('file,prediction,class,length_0,length_1,length_2')
-    assert len(list((tmp_path / 'r').glob('*.png'))) == 4
+    assert len(list((tmp_path / 'r').glob('*.png'))) == 9
+    # The figures and the robustness test take the size, channels and class names from flags.json too.
+    from tools import figures
+    assert figures.run(args + ['--is_training=False']) == 0
+    from conftest import read_png
+    recon = read_png(tmp_path / 'w' / 'results' / 'reconstructions.png')
+    colour = recon[..., :3].astype(int)
+    assert np.abs(colour[..., 0] - colour[..., 1]).max() > 0  # drawn in colour, not as gray digits
+    assert run_main(args + ['--is_training=False', '--robustness']) == 0
+    assert (tmp_path / 'w' / 'results' / 'robustness.csv').exists()
 
 
 @pytest.mark.slow
