@@ -226,6 +226,9 @@ def run(args):
         finally:
             reader.close()
     else:
+        if args.invert is not None or args.fit != 'auto':
+            notes.append('--invert and --fit are for digit models; this model takes images as its training '
+                         'did (channels, size, centre crop)')
         names, digits, file_notes, errors = read_as_trained(files, flags)
     for note in notes + file_notes:
         print('note: %s' % note, file=sys.stderr)

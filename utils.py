@@ -306,6 +306,8 @@ class InputPipeline:
     def initialize(self, sess, images, labels, order=None, skip_batches=0, epoch=0):
         if order is not None:
             images, labels = images[order], labels[order]
+        if np.ndim(images) == self._images.shape.rank - 1:
+            images = np.asarray(images)[..., None]  # gray [N, H, W] into a [N, H, W, 1] pipeline
         sess.run(self._iterator.initializer,
                  {self._images: images, self._labels: labels, self._skip: skip_batches,
                   self._epoch: epoch})
