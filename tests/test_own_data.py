@@ -371,3 +371,35 @@ def test_cifar10_and_smallnorb_train_and_test_on_generated_files(tmp_path, capsy
     assert 'robustness' in capsys.readouterr().out
     # Resuming with another input size is refused (exit 2), not silently trained on.
     assert run_main(n_args[:-2] + ['--max_steps', '4', '--crop', '30x30']) == 2
+
+
+def test_test_images_and_predictions_are_prepared_as_the_run_trained(tmp_path):
+    import predict
+    root, _, (tx, ty) = rgb_folder(tmp_path / 'd', train=6, test=6)
+    spec = config.InputSpec(24, 20, 3, 3)
+    run = {'input_spec': dict(vars(spec), image_height=32, image_width=32, class_names=['cat', 'dog', 'emu']),
+           'crop': '24x20', 'image_size': None, 'channels': None, 'dataset': 'folder'}
+    cfg = config.parse(['--dataset', 'folder', '--data_dir', str(root)])
+    test = utils.load_test_set(cfg, run)
+    order = np.argsort(ty, kind='stable')
+    np.testing.assert_array_equal(test.images, tx[order][:, 4:28, 6:26])  # the centre 24 x 20 window
+    # The training pipeline's centre crop (validation) is the same window.
+    graph = tf.Graph()
+    with graph.as_default():
+        pipeline = utils.InputPipeline(6, False, 1, image_shape=(32, 32, 3), crop=(24, 20))
+        with tf1.Session(graph=graph) as sess:
+            pipeline.initialize(sess, tx, ty.astype(np.uint8))
+            fed = sess.run(pipeline.images)
+    np.testing.assert_allclose(fed, tx[:, 4:28, 6:26] / 255.0, atol=1e-7)
+    # predict.py: a file gets the same preparation (here no resize: the files are 32 x 32 already).
+    files = sorted(str(p) for p in (root / 'test' / 'dog').glob('*.png'))
+    names, images, _, errors = predict.read_as_trained(files, run)
+    assert names == files and not errors
+    np.testing.assert_allclose(images, test.images[test.labels == 1] / 255.0, atol=1e-7)
+    # Another folder's classes, or images the crop does not fit, are refused in one line.
+    other, _, _ = rgb_folder(tmp_path / 'o', height=20, width=20, train=6, test=3)
+    with pytest.raises(DataError, match='the model was trained on 24x20x3'):
+        utils.load_test_set(config.parse(['--dataset', 'folder', '--data_dir', str(other)]), run)
+    renamed = dict(run, input_spec=dict(run['input_spec'], class_names=['a', 'b', 'c']))
+    with pytest.raises(DataError, match='has the classes cat,dog,emu but the model was trained on a,b,c'):
+        utils.load_test_set(cfg, renamed)
