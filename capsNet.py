@@ -39,7 +39,7 @@ class CapsNet:
     def _build_forward(self, training):
         cfg, spec = self.config, self.spec
         conv1 = capsLayer.conv_layer(self.images, 256, 9, 1, scope='conv1')       # [B, H-8, W-8, 256]
-        # MNIST: a 6 x 6 grid of 32 types, u: [B, 1152, 8]; CIFAR-10 24x24 crops, 64 types: [B, 1600, 8].
+        # MNIST: a 6 x 6 grid of 32 types, u: [B, 1152, 8]; CIFAR-10 24x24 crops, 64 types: 4 x 4 x 64 = [B, 1024, 8].
         u = capsLayer.primary_caps(conv1, cfg.primary_caps_types, relu=cfg.primary_caps_relu)
         self.digit_caps, self.coupling = capsLayer.digit_caps(                    # v_j: [B, classes, 16]
             u, spec.classes, 16, cfg.iter_routing, cfg.stddev,

@@ -46,9 +46,9 @@ PRETRAINED_CARD = 'card.json'
 class TrainedModel:
     """A restored CapsNet in its own graph and session, fed through a placeholder.
 
-    images: float32 [N, H, W, C] in [0, 1] (MNIST [N, 28, 28, 1]); model: the capsNet.CapsNet on it (training=False, so the
-    decoder is masked by the prediction); extra: whatever extend_graph built; checkpoint: what was
-    restored; step: its training step; flags: the settings the model was built from; spec: its
+    images: float32 [N, H, W, C] in [0, 1] (MNIST [N, 28, 28, 1]); model: the capsNet.CapsNet on it
+    (training=False, so the decoder is masked by the prediction); extra: whatever extend_graph built;
+    checkpoint: what was restored; step: its training step; flags: the settings the model was built from; spec: its
     config.InputSpec; class_names: one name per class (the digits for runs that recorded none).
     """
 

@@ -74,7 +74,8 @@ def test_folder_reads_rgb_and_gray_images_of_any_size_in_class_order(tmp_path):
 def test_image_size_and_channels_convert_every_image(tmp_path, capsys):
     x, _ = blocks(2, 40, 40, 3, 2, 0)
     small, _ = blocks(2, 20, 30, 3, 2, 1)
-    for name, pixels in (('a/big.png', x[0]), ('a/small.png', small[0]), ('b/big.png', x[1]), ('b/small.png', small[1])):
+    files = (('a/big.png', x[0]), ('a/small.png', small[0]), ('b/big.png', x[1]), ('b/small.png', small[1]))
+    for name, pixels in files:
         (tmp_path / 'train' / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / 'train' / name).write_bytes(encode_png(pixels))
     with pytest.raises(DataError, match='small.png is 20x30 but .*big.png is 40x40; give --image_size'):
