@@ -9,6 +9,7 @@ import tensorflow as tf
 import capsLayer
 from runtime.dataset_files import IMAGE_SIZE, NUM_CLASSES  # noqa: F401  (also read as capsNet.IMAGE_SIZE)
 from config import ModelConfig  # noqa: F401  (the model's hyper-parameters; callers use capsNet.ModelConfig)
+from config import InputSpec, MNIST_SPEC  # noqa: F401  (what the network sees: H, W, C, classes)
 
 tf1 = tf.compat.v1
 
@@ -17,15 +18,18 @@ tf1 = tf.compat.v1
 class CapsNet:
     """Builds the forward pass, predictions and losses for one batch of images.
 
-    images: float [B, 28, 28, 1] in [0, 1]; labels: int [B].
+    images: float [B, H, W, C] in [0, 1] as `spec` says (MNIST: [B, 28, 28, 1]); labels: int [B].
+    The shapes follow the spec: Conv1 and PrimaryCaps as in the paper, as many primary capsules as
+    their grid holds, one digit capsule per class, a decoder drawing H x W x C values.
     Variables live under conv1/, primary_caps/, digit_caps/ and decoder/ in the current variable
     scope; pass reuse=True to build a second copy (evaluation input, another tower) on the same
     weights. `training` decides only the decoder's mask: true labels (with mask_with_y) or the
     longest capsule.
     """
 
-    def __init__(self, images, labels, config=ModelConfig(), training=True, reuse=None):
+    def __init__(self, images, labels, config=ModelConfig(), training=True, reuse=None, spec=MNIST_SPEC):
         self.config = config
+        self.spec = spec
         self.images = images
         self.labels = tf.cast(labels, tf.int32)
         with tf1.variable_scope(tf1.get_variable_scope(), reuse=reuse):
@@ -33,36 +37,50 @@ class CapsNet:
             self._build_loss()
 
     def _build_forward(self, training):
-        cfg = self.config
-        conv1 = capsLayer.conv_layer(self.images, 256, 9, 1, scope='conv1')       # [B, 20, 20, 256]
-        u = capsLayer.primary_caps(conv1, relu=cfg.primary_caps_relu)             # u: [B, 1152, 8]
-        self.digit_caps, self.coupling = capsLayer.digit_caps(                    # v_j: [B, 10, 16]
-            u, NUM_CLASSES, 16, cfg.iter_routing, cfg.stddev,
+        cfg, spec = self.config, self.spec
+        conv1 = capsLayer.conv_layer(self.images, 256, 9, 1, scope='conv1')       # [B, H-8, W-8, 256]
+        # MNIST: a 6 x 6 grid of 32 types, u: [B, 1152, 8]; CIFAR-10 24x24 crops, 64 types: 4 x 4 x 64 = [B, 1024, 8].
+        u = capsLayer.primary_caps(conv1, cfg.primary_caps_types, relu=cfg.primary_caps_relu)
+        self.digit_caps, self.coupling = capsLayer.digit_caps(                    # v_j: [B, classes, 16]
+            u, spec.classes, 16, cfg.iter_routing, cfg.stddev,
             stop_gradient_inner=cfg.stop_gradient_routing,
             use_bias=cfg.digit_caps_bias, leaky=cfg.leaky_routing)
-        self.lengths = capsLayer.capsule_length(self.digit_caps)                  # [B, 10]
+        self.lengths = capsLayer.capsule_length(self.digit_caps)                  # [B, classes]
         self.predictions = tf.argmax(self.lengths, axis=1, output_type=tf.int32)  # [B]
         mask_labels = self.labels if (training and cfg.mask_with_y) else self.predictions
-        self.masked_caps = mask_capsules(self.digit_caps, mask_labels)            # [B, 160]
-        self.reconstructions = capsLayer.decoder(self.masked_caps, IMAGE_SIZE * IMAGE_SIZE)
+        self.masked_caps = mask_capsules(self.digit_caps, mask_labels)            # [B, classes * 16]
+        self.reconstructions = capsLayer.decoder(self.masked_caps, spec.values)   # [B, H * W * C]
 
     def _build_loss(self):
-        cfg = self.config
-        one_hot = tf.one_hot(self.labels, NUM_CLASSES)
+        cfg, spec = self.config, self.spec
+        one_hot = tf.one_hot(self.labels, spec.classes)
         self.margin_loss = capsLayer.margin_loss(self.lengths, one_hot, cfg.m_plus, cfg.m_minus,
                                                  cfg.lambda_val)
-        flat_images = tf.reshape(self.images, [-1, IMAGE_SIZE * IMAGE_SIZE])
+        flat_images = tf.reshape(self.images, [-1, spec.values])                 # [B, H * W * C]
+        # The mean squared error per pixel value, comparable across image sizes in TensorBoard.
         self.reconstruction_loss = tf.reduce_mean(tf.square(self.reconstructions - flat_images))
-        self.total_loss = self.margin_loss + cfg.regularization_scale * self.reconstruction_loss
+        self.total_loss = self.margin_loss + reconstruction_weight(cfg, spec) * self.reconstruction_loss
         correct = tf.equal(self.predictions, self.labels)
         self.num_correct = tf.reduce_sum(tf.cast(correct, tf.int32))
         self.accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
 
 
+def reconstruction_weight(config, spec):
+    """The weight on the MEAN squared error over the image's H x W x C values.
+
+    The paper weights the SUM of squared errors by 0.0005. regularization_scale (0.392 = 0.0005 x 784)
+    is that weight expressed for MNIST's 784 values; for other sizes the same weight per summed value,
+    regularization_scale / 784, times the number of values averaged over, keeps the decoder's share of
+    the loss what the paper intends. For MNIST the factor is exactly 1.0, so its loss is unchanged.
+    """
+    return config.regularization_scale * (spec.values / MNIST_SPEC.values)
+
+
 def mask_capsules(digit_caps, labels):
-    """Zeroes every capsule but the one of `labels`; returns the flattened [B, 10 * 16] decoder input."""
-    mask = tf.one_hot(labels, NUM_CLASSES)[:, :, None]  # [B, 10, 1]
-    return tf.reshape(digit_caps * mask, [-1, NUM_CLASSES * digit_caps.shape[-1]])
+    """Zeroes every capsule but the one of `labels`; returns the flattened [B, classes * 16] decoder input."""
+    num_classes = digit_caps.shape[1]
+    mask = tf.one_hot(labels, num_classes)[:, :, None]  # [B, classes, 1]
+    return tf.reshape(digit_caps * mask, [-1, num_classes * digit_caps.shape[-1]])
 
 
 # The official code's schedule: lr * 0.96^(step / 2000), continuous (not staircase), floored at 1e-6.
@@ -95,10 +113,13 @@ def build_train_op(model, global_step):
 
 def train_summaries(model):
     """Scalars and an input-vs-reconstruction image grid, merged into one op."""
+    spec = model.spec
     side_by_side = tf.concat([
         model.images[:8],
-        tf.reshape(model.reconstructions[:8], [-1, IMAGE_SIZE, IMAGE_SIZE, 1]),
-    ], axis=2)  # [8, 28, 56, 1]: input left, reconstruction right
+        tf.reshape(model.reconstructions[:8], [-1, spec.height, spec.width, spec.channels]),
+    ], axis=2)  # [8, H, 2W, C]: input left, reconstruction right
+    if spec.channels not in (1, 3, 4):
+        side_by_side = side_by_side[..., :1]  # TensorBoard draws gray, RGB or RGBA: a stereo pair's first
     return tf1.summary.merge([
         tf1.summary.scalar('train/margin_loss', model.margin_loss),
         tf1.summary.scalar('train/reconstruction_loss', model.reconstruction_loss),

@@ -33,6 +33,9 @@ class ModelConfig:
     stop_gradient_routing: bool = True
     leaky_routing: bool = False
     digit_caps_bias: bool = False
+    # Capsule types of PrimaryCaps (channels of 8-D capsules per grid cell): the paper's 32 for MNIST,
+    # 64 for CIFAR-10 (section 7).
+    primary_caps_types: int = 32
 
     @classmethod
     def from_flags(cls, flags):
@@ -42,7 +45,47 @@ class ModelConfig:
 
 
 MODEL_DEFAULTS = ModelConfig()
-DATASETS = ('mnist', 'fashion-mnist')
+DATASETS = ('mnist', 'fashion-mnist', 'folder', 'cifar10', 'smallnorb')
+CHANNEL_CHOICES = (1, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """What the network sees: image height, width, channels and the number of classes. capsNet builds
+    its shapes from it; the readers' arrays and --image_size/--channels/--crop decide it."""
+    height: int = 28
+    width: int = 28
+    channels: int = 1
+    classes: int = 10
+
+    @property
+    def values(self):
+        """Pixel values per image: the decoder's output size."""
+        return self.height * self.width * self.channels
+
+    @classmethod
+    def from_flags(cls, flags):
+        """The spec a run recorded in flags.json ('input_spec'); MNIST's for runs made before it existed
+        (and the pretrained card), which were all MNIST-shaped."""
+        recorded = (flags or {}).get('input_spec') or {}
+        return cls(**{f.name: int(recorded[f.name]) for f in dataclasses.fields(cls) if f.name in recorded})
+
+
+MNIST_SPEC = InputSpec()
+
+
+def parse_size(text):
+    """'HxW' or 'N' (square) -> (H, W); a ConfigError naming the flag value otherwise."""
+    parts = str(text).lower().split('x')
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise ConfigError('bad size %r: give HEIGHTxWIDTH in pixels, e.g. 48x48 or 32x40' % text)
+    return size
 
 
 def str2bool(text):
@@ -91,6 +134,8 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
           'gradients through the last routing iteration only (original); False: through all (official)')
     _bool(p, 'leaky_routing', MODEL_DEFAULTS.leaky_routing, 'add a zero "orphan" logit to the routing softmax (official option)')
     _bool(p, 'digit_caps_bias', MODEL_DEFAULTS.digit_caps_bias, 'add a learned bias to s_j of the digit capsules')
+    a('--primary_caps_types', type=int, default=MODEL_DEFAULTS.primary_caps_types,
+      help='PrimaryCaps capsule types per grid cell (paper: 32 for MNIST, 64 for CIFAR-10)')
     # Optimisation.
     a('--learning_rate', type=float, default=MODEL_DEFAULTS.learning_rate, help='Adam learning rate (the start value if decayed)')
     a('--lr_schedule', default=MODEL_DEFAULTS.lr_schedule, choices=('constant', 'exponential'),
@@ -100,9 +145,19 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     a('--max_steps', type=int, default=0, help='stop after this many steps in all (0: epoch x steps/epoch)')
     a('--seed', type=int, default=1234, help='seed for weights and data order (same seed, same run)')
     # Data.
-    a('--dataset', default='mnist', help='mnist or fashion-mnist')
-    a('--data_dir', default=None, help='folder with the four IDX files, .gz or decompressed (default data/DATASET)')
-    a('--val_size', type=int, default=5000, help='last images of the training file held out for validation')
+    a('--dataset', default='mnist', help='mnist, fashion-mnist, folder (DIR/train/CLASS/*.png ...), cifar10 or '
+                                         'smallnorb (docs/own-data.md)')
+    a('--data_dir', default=None, help='the dataset\'s folder: the four IDX files, .gz or decompressed; train/ and '
+                                       'test/ of class folders; the CIFAR-10 batches; smallNORB .mat files '
+                                       '(default data/DATASET)')
+    a('--val_size', type=int, default=5000, help='training images held out for validation: the last ones of an '
+                                                 'IDX file; a seeded split keeping every class otherwise')
+    a('--image_size', default=None, metavar='HxW',
+      help='resize every image to HxW when read (needed when a folder\'s images differ in size)')
+    a('--channels', type=int, default=None, choices=CHANNEL_CHOICES,
+      help='convert images to 1 (gray) or 3 (RGB) channels when read (not given: as stored)')
+    a('--crop', default=None, metavar='HxW',
+      help='train on random HxW crops, validate and test on the centre crop (paper: 24x24 CIFAR-10, 32x32 smallNORB)')
     _bool(p, 'verify_data', True, 'check the data files\' checksums before training')
     a('--shift_pixels', type=int, default=0,
       help='augmentation: random shifts of up to this many pixels per axis, zero padded (paper: 2)')
@@ -220,6 +275,15 @@ def validate(cfg):
                           '(the paper: 2)' % cfg.shift_pixels)
     if cfg.learning_rate <= 0:
         raise ConfigError('--learning_rate must be > 0, got %s' % cfg.learning_rate)
+    if getattr(cfg, 'primary_caps_types', 1) < 1:
+        raise ConfigError('--primary_caps_types must be at least 1, got %s' % cfg.primary_caps_types)
+    for name in ('image_size', 'crop'):
+        value = getattr(cfg, name, None)
+        if value is not None:
+            try:
+                parse_size(value)
+            except ConfigError as e:
+                raise ConfigError('--%s=%s: %s' % (name, value, str(e).split(': ', 1)[1])) from None
 
 
 def save_flags(cfg, path):

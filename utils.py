@@ -1,4 +1,6 @@
-"""Input and output: IDX files -> checked NumPy arrays -> tf.data batches; CSV rows; PNG grids."""
+"""Data in: IDX files (and, through readers/, image folders, CIFAR-10, smallNORB) -> checked NumPy
+arrays -> train/validation split -> tf.data batches."""
+import dataclasses
 import gzip
 import os
 import struct
@@ -7,9 +9,12 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+import config
+import readers
+from readers import DataError  # noqa: F401  (utils.DataError, as before the readers/ folder)
 from runtime import dataset_files
 from runtime.dataset_files import IMAGE_SIZE, NUM_CLASSES
-from runtime.errors import UserError
+from runtime.errors import ConfigError
 
 tf1 = tf.compat.v1
 
@@ -19,10 +24,6 @@ IDX_FILES = {
 }
 IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE)
 IDX_UBYTE = 0x08
-
-
-class DataError(UserError):
-    pass
 
 
 def _fix_hint(dataset, path):
@@ -113,6 +114,144 @@ def load_train_val(data_dir, val_size, dataset='mnist', verify=True):
     return (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
 
 
+IDX_DATASETS = ('mnist', 'fashion-mnist')
+# Conv1 (9x9, stride 1) then PrimaryCaps (9x9, stride 2) need 9 + 8 pixels per side for one grid cell.
+MIN_SIDE = 17
+
+
+def load_data(cfg, split):
+    """readers.Dataset of cfg.dataset's 'train' or 'test' split as stored, after --image_size and
+    --channels: images uint8 [N, H, W, C], labels [N], class names."""
+    image_size = config.parse_size(cfg.image_size) if getattr(cfg, 'image_size', None) else None
+    channels = getattr(cfg, 'channels', None)
+    if cfg.dataset in IDX_DATASETS:
+        from evaluation import metrics  # the class names of the two IDX datasets
+        images, labels = load_split(cfg.data_dir, split, cfg.dataset, cfg.verify_data)
+        dataset = readers.Dataset(images[..., None], labels, metrics.class_names(cfg.dataset))  # [N, 28, 28, 1]
+    elif cfg.dataset == 'folder':
+        from readers import image_folder
+        return image_folder.read_split(cfg.data_dir, split, image_size, channels)
+    elif cfg.dataset == 'cifar10':
+        from readers import cifar10
+        dataset = cifar10.read_split(cfg.data_dir, split)
+    elif cfg.dataset == 'smallnorb':
+        from readers import smallnorb
+        dataset = smallnorb.read_split(cfg.data_dir, split, channels)
+        channels = None  # smallnorb chose its planes itself: they are not gray/RGB to convert
+    else:
+        raise ConfigError('unknown --dataset=%s; choose one of: %s' % (cfg.dataset, ', '.join(config.DATASETS)))
+    return readers.conform(dataset, image_size, channels, cfg.data_dir)
+
+
+def load_train_val_data(cfg):
+    """(train, validation) readers.Datasets: IDX files keep their split (the last val_size images
+    validate); other formats hold out val_size images by class_preserving_split."""
+    data = load_data(cfg, 'train')
+    if cfg.val_size >= len(data.labels):
+        raise DataError('--val_size=%d leaves no training images (%s has %d); give a smaller --val_size'
+                        % (cfg.val_size, cfg.data_dir, len(data.labels)))
+    if cfg.dataset in IDX_DATASETS:
+        cut = len(data.labels) - cfg.val_size
+        train, val = np.arange(cut), np.arange(cut, len(data.labels))
+    else:
+        train, val = class_preserving_split(data.labels, cfg.val_size, cfg.seed, cfg.data_dir)
+    return tuple(readers.Dataset(data.images[k], data.labels[k], data.class_names) for k in (train, val))
+
+
+def class_preserving_split(labels, val_size, seed, where='the data'):
+    """(train indices, validation indices), both in file order, drawn with `seed`.
+
+    Each class gives validation a share of val_size in proportion to its size (largest remainders
+    round), and keeps at least one image for training, so every class is both learned and checked.
+    """
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    if val_size > len(labels) - len(classes):
+        raise DataError('--val_size=%d would leave a class of %s without training images (%d images, %d '
+                        'classes); give a smaller --val_size' % (val_size, where, len(labels), len(classes)))
+    exact = val_size * counts / len(labels)
+    share = np.minimum(np.floor(exact).astype(int), counts - 1)
+    for k in np.argsort(-(exact - share), kind='stable'):  # hand out what rounding down left over
+        if share.sum() == val_size:
+            break
+        if share[k] < counts[k] - 1:
+            share[k] += 1
+    while share.sum() < val_size:  # only when rounding met the one-per-class floor: fill elsewhere
+        share[np.argmax(counts - 1 - share)] += 1
+    rng = np.random.RandomState([seed % (2 ** 32), 11])  # 11: a stream apart from the epochs' orders
+    val = np.concatenate([rng.choice(np.flatnonzero(labels == c), n, replace=False)
+                          for c, n in zip(classes, share)])
+    is_val = np.zeros(len(labels), bool)
+    is_val[val] = True
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def input_spec(cfg, dataset):
+    """The config.InputSpec the network is built for: the images' size after --crop, their channels,
+    the number of classes; a one-line error when the crop or the images do not fit."""
+    height, width, channels = dataset.images.shape[1:]
+    if getattr(cfg, 'crop', None):
+        crop = config.parse_size(cfg.crop)
+        if crop[0] > height or crop[1] > width:
+            raise ConfigError('--crop=%s is larger than the %dx%d images of %s; give a smaller --crop or a '
+                              'larger --image_size' % (cfg.crop, height, width, cfg.data_dir))
+        height, width = crop
+    if min(height, width) < MIN_SIDE:
+        raise ConfigError('%dx%d inputs are too small for Conv1 and PrimaryCaps (9x9 kernels): they need '
+                          'at least %dx%d; give a larger --image_size or --crop' % (height, width, MIN_SIDE, MIN_SIDE))
+    return config.InputSpec(int(height), int(width), int(channels), len(dataset.class_names))
+
+
+def spec_record(spec, dataset):
+    """What flags.json keeps of the input (config.InputSpec.from_flags reads it back): the spec, the
+    stored image size before cropping, and the class names."""
+    record = dataclasses.asdict(spec)
+    record.update(image_height=int(dataset.images.shape[1]), image_width=int(dataset.images.shape[2]),
+                  class_names=[str(name) for name in dataset.class_names])
+    return record
+
+
+INPUT_FLAGS = ('image_size', 'channels', 'crop')
+
+
+def load_test_set(cfg, run_flags, split='test'):
+    """readers.Dataset of cfg.dataset's test split prepared as the run in run_flags (its flags.json)
+    was trained: its --image_size, --channels and centre --crop, whatever the command line says.
+    images uint8 [N, h, w, C] as the network takes them. A one-line DataError if they do not fit it."""
+    data_cfg = argparse_namespace(cfg)
+    for name in INPUT_FLAGS:
+        if name in run_flags:
+            setattr(data_cfg, name, run_flags[name])
+    data = load_data(data_cfg, split)
+    spec = config.InputSpec.from_flags(run_flags)
+    recorded = run_flags.get('input_spec') or {}
+    images = data.images
+    if images.shape[1:3] != (spec.height, spec.width) and min(images.shape[1:3]) >= min(spec.height, spec.width):
+        images = centre_crop(images, spec.height, spec.width)
+    if images.shape[1:] != (spec.height, spec.width, spec.channels):
+        raise DataError('the %s images of %s are %s after the run\'s flags, but the model was trained on %dx%dx%d; '
+                        'give the --data_dir of the data it was trained on' % (
+                            split, cfg.data_dir, 'x'.join(str(d) for d in images.shape[1:]),
+                            spec.height, spec.width, spec.channels))
+    names = recorded.get('class_names')
+    if names and list(names) != list(data.class_names):
+        raise DataError('%s has the classes %s but the model was trained on %s; give the --data_dir of the '
+                        'data it was trained on' % (cfg.data_dir, ','.join(data.class_names), ','.join(names)))
+    return readers.Dataset(images, data.labels, names or data.class_names)
+
+
+def argparse_namespace(cfg):
+    """A shallow copy of a flags namespace, to change a few flags without touching the caller's."""
+    import types
+    return types.SimpleNamespace(**vars(cfg))
+
+
+def centre_crop(images, height, width):
+    """The centre height x width window of uint8 [N, H, W, C] (the top-left one of two when odd)."""
+    top, left = (images.shape[1] - height) // 2, (images.shape[2] - width) // 2
+    return images[:, top:top + height, left:left + width]
+
+
 def epoch_permutation(num_examples, seed, epoch):
     """The data order of one epoch: a pure function of (seed, epoch), so a resumed run replays it."""
     return np.random.RandomState([seed % (2 ** 32), epoch]).permutation(num_examples)
@@ -123,16 +262,20 @@ class InputPipeline:
 
     Each initialise() call starts one pass: shuffled by `order` when given, batched, optionally
     skipping the first batches (to resume mid-epoch), scaled to [0, 1] floats and prefetched.
+    image_shape: one stored image, (28, 28) for IDX arrays [N, 28, 28] or (H, W, C) for [N, H, W, C].
+    crop (h, w): a random h x w window of every image when `random_crop` (training), the centre one
+    otherwise (validation, testing).
     With shift_pixels > 0 every image is moved by a random whole number of pixels in
-    [-shift_pixels, shift_pixels] along each axis, zero filled (the paper's augmentation). The shifts
-    are stateless functions of (seed, epoch, batch index), so a resumed run sees the same ones.
-    images: float32 [B, 28, 28, 1], labels: int32 [B].
+    [-shift_pixels, shift_pixels] along each axis, zero filled (the paper's augmentation). Shifts and
+    crops are stateless functions of (seed, epoch, batch index), so a resumed run sees the same ones.
+    images: float32 [B, h, w, C] (MNIST [B, 28, 28, 1]), labels: int32 [B].
     """
 
-    def __init__(self, batch_size, drop_remainder, num_threads=8, name='input', shift_pixels=0, seed=0):
+    def __init__(self, batch_size, drop_remainder, num_threads=8, name='input', shift_pixels=0, seed=0,
+                 image_shape=IMAGE_SHAPE, crop=None, random_crop=False):
         self.shift_pixels = shift_pixels
         with tf1.name_scope(name):
-            self._images = tf1.placeholder(tf.uint8, [None] + list(IMAGE_SHAPE), 'images')
+            self._images = tf1.placeholder(tf.uint8, [None] + list(image_shape), 'images')
             self._labels = tf1.placeholder(tf.uint8, [None], 'labels')
             self._skip = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], 'skip_batches')
             self._epoch = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], 'epoch')
@@ -142,9 +285,16 @@ class InputPipeline:
             epoch = self._epoch
 
             def to_model_input(index, batch):
-                images, labels = _to_model_input(*batch)
+                images, labels = _to_model_input(*batch)                              # [B, H, W, C]
+                batch_number = epoch * (2 ** 24) + index
+                if crop is not None and random_crop:
+                    # A negative second word: a stream of its own, apart from the shifts' seeds.
+                    crop_seed = tf.stack([tf.constant(seed, tf.int64), -1 - batch_number])
+                    images = random_crop_batch(images, crop, crop_seed)               # [B, h, w, C]
+                elif crop is not None:
+                    images = centre_crop(images, *crop)                               # [B, h, w, C]
                 if shift_pixels:
-                    stateless_seed = tf.stack([tf.constant(seed, tf.int64), epoch * (2 ** 24) + index])
+                    stateless_seed = tf.stack([tf.constant(seed, tf.int64), batch_number])
                     images = random_shift(images, shift_pixels, stateless_seed)
                 return images, labels
 
@@ -156,14 +306,32 @@ class InputPipeline:
     def initialize(self, sess, images, labels, order=None, skip_batches=0, epoch=0):
         if order is not None:
             images, labels = images[order], labels[order]
+        if np.ndim(images) == self._images.shape.rank - 1:
+            images = np.asarray(images)[..., None]  # gray [N, H, W] into a [N, H, W, 1] pipeline
         sess.run(self._iterator.initializer,
                  {self._images: images, self._labels: labels, self._skip: skip_batches,
                   self._epoch: epoch})
 
 
 def _to_model_input(images, labels):
-    images = tf.cast(images, tf.float32)[..., None] / 255.0
+    images = tf.cast(images, tf.float32) / 255.0
+    if images.shape.rank == 3:
+        images = images[..., None]  # IDX arrays [B, 28, 28] -> [B, 28, 28, 1]
     return images, tf.cast(labels, tf.int32)
+
+
+def random_crop_batch(images, size, seed):
+    """Each image of [B, H, W, C] cut to its own random size[0] x size[1] window; `seed` a stateless
+    seed (int64 [2]): same seed, same windows."""
+    height, width = size
+    batch = tf.shape(images)[0]
+    max_offsets = tf.constant([images.shape[1] - height + 1, images.shape[2] - width + 1], tf.int32)
+    offsets = tf.random.stateless_uniform([batch, 2], seed, minval=0, maxval=tf.int32.max,
+                                          dtype=tf.int32) % max_offsets           # [B, 2]
+    rows = offsets[:, :1] + tf.range(height)[None, :]                              # [B, h]
+    cols = offsets[:, 1:] + tf.range(width)[None, :]                               # [B, w]
+    cropped = tf.gather(images, rows, axis=1, batch_dims=1)                        # [B, h, W, C]
+    return tf.gather(cropped, cols, axis=2, batch_dims=1)                          # [B, h, w, C]
 
 
 def random_shift(images, max_shift, seed):

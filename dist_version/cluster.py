@@ -176,7 +176,9 @@ def run_worker(cfg, task):
     """A non-chief worker: waits for the chief's variables, trains in step with it, writes nothing."""
     server = start_server(cfg, task)
     placement = placement_for(cfg, task)
-    (train_x, train_y), _ = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset, cfg.verify_data)
+    train_data, _ = utils.load_train_val_data(cfg)
+    train_x, train_y = train_data[:2]
+    cfg.input_spec = utils.spec_record(utils.input_spec(cfg, train_data), train_data)  # as the chief's
     steps_per_epoch = len(train_x) // cfg.batch_size
     if steps_per_epoch == 0:
         raise UserError('--batch_size=%d is larger than the %d training images' % (cfg.batch_size, len(train_x)))

@@ -77,6 +77,8 @@ def build_tower_graph(cfg, placement):
     num_towers = len(placement.tower_devices)
     if cfg.batch_size % num_towers:
         raise ConfigError('batch %d does not split into %d towers' % (cfg.batch_size, num_towers))
+    from runtime.training import input_options  # the same input shapes as one device's training
+    spec, shapes = input_options(cfg)
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(cfg.seed)
@@ -84,9 +86,10 @@ def build_tower_graph(cfg, placement):
         with tf1.device(_device_setter(placement, placement.host_device)):
             global_step = tf1.train.get_or_create_global_step()
             train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input',
-                                              shift_pixels=cfg.shift_pixels, seed=cfg.seed)
-            eval_input = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input')
-            image_slices = tf.split(train_input.images, num_towers)  # num_towers x [B/N, 28, 28, 1]
+                                              shift_pixels=cfg.shift_pixels, seed=cfg.seed, random_crop=True,
+                                              **shapes)
+            eval_input = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input', **shapes)
+            image_slices = tf.split(train_input.images, num_towers)  # num_towers x [B/N, H, W, C]
             label_slices = tf.split(train_input.labels, num_towers)  # num_towers x [B/N]
             optimizer = capsNet.build_optimizer(model_config, global_step)
             sync_optimizer = None
@@ -102,7 +105,7 @@ def build_tower_graph(cfg, placement):
             with tf1.device(_device_setter(placement, device)), tf1.name_scope('tower_%d' % i):
                 # Variable names stay conv1/..., digit_caps/W: the checkpoints are main.py's.
                 model = capsNet.CapsNet(image_slices[i], label_slices[i], model_config,
-                                        training=True, reuse=True if i else None)
+                                        training=True, reuse=True if i else None, spec=spec)
                 towers.append(model)
                 tower_grads.append(optimizer.compute_gradients(model.total_loss,
                                                                colocate_gradients_with_ops=True))
@@ -115,7 +118,7 @@ def build_tower_graph(cfg, placement):
             summary = capsNet.train_summaries(mean)
         with tf1.device(_device_setter(placement, placement.tower_devices[0])):
             eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
-                                         training=False, reuse=True)
+                                         training=False, reuse=True, spec=spec)
         with tf1.device(placement.host_device):
             saver = tf1.train.Saver(max_to_keep=cfg.keep_checkpoints)
             best_saver = checkpoints.weights_saver(graph)  # training.train's model selection (logdir/best/)
@@ -149,7 +152,7 @@ def _tower_mean(towers):
     return types.SimpleNamespace(
         margin_loss=mean('margin_loss'), reconstruction_loss=mean('reconstruction_loss'),
         total_loss=mean('total_loss'), accuracy=mean('accuracy'),
-        images=towers[0].images, reconstructions=towers[0].reconstructions)
+        images=towers[0].images, reconstructions=towers[0].reconstructions, spec=towers[0].spec)
 
 
 def session_config(placement, cfg=None):

@@ -20,7 +20,8 @@ def evaluate(cfg):
     if cfg.checkpoint == 'pretrained':
         cfg = copy.copy(cfg)
         cfg.results = os.path.join(cfg.results, 'pretrained')
-    test_x, test_y = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
+    test = utils.load_test_set(cfg, trained_flags(cfg))
+    test_x, test_y = test.images, test.labels
     with inference.load_model(cfg.logdir, cfg.checkpoint, fallback_flags=cfg, session_flags=cfg,
                               warn=warn) as trained:
         step, checkpoint = trained.step, trained.checkpoint
@@ -33,17 +34,25 @@ def evaluate(cfg):
     files.CsvLog(os.path.join(cfg.results, 'test_acc.csv'), 'step,test_acc').append(step, accuracy)
     print('test accuracy %.4f (%d errors / %d) at step %d of %s'
           % (accuracy, len(test_x) - correct, len(test_x), step, checkpoint))
-    _report_breakdowns(cfg, test_y, predictions)
+    _report_breakdowns(cfg, test_y, predictions, test.class_names)
     if cfg.robustness:
         _report_robustness(cfg, test_x, affine_x, test_y, predictions, affine_predictions)
     return accuracy
 
 
-def _report_breakdowns(cfg, labels, predictions):
-    confusion = metrics.write_reports(cfg.results, labels, predictions, cfg.dataset)
+def trained_flags(cfg):
+    """The flags the model to test was trained with (the card's for pretrained/), read quietly: the
+    loader says once if there are none. What the test images are prepared by (size, channels, crop)."""
+    if cfg.checkpoint == 'pretrained':
+        return inference.read_card().get('flags', {})
+    return inference.run_flags(cfg.logdir, cfg)
+
+
+def _report_breakdowns(cfg, labels, predictions, names):
+    confusion = metrics.write_reports(cfg.results, labels, predictions, cfg.dataset, names)
     print('%s; per class (confusion matrix in %s):\n%s'
           % (metrics.error_summary(labels, predictions), os.path.join(cfg.results, 'confusion_matrix.csv'),
-             metrics.format_per_class(confusion, cfg.dataset)))
+             metrics.format_per_class(confusion, cfg.dataset, names)))
 
 
 def _report_robustness(cfg, images, affine_images, labels, predictions, affine_predictions):
@@ -51,7 +60,7 @@ def _report_robustness(cfg, images, affine_images, labels, predictions, affine_p
     robustness.write_report(path, labels, predictions, affine_predictions, cfg.seed)
     # The first 16 test images above their warped copies: what the model was asked to read.
     files.write_pixels(os.path.join(cfg.results, 'robustness_examples.png'),
-                       files.image_grid(np.concatenate([images[:16], affine_images[:16]]), 16))
+                       files.image_grid(np.concatenate([images[:16], affine_images[:16]]), 16))  # [2H, 16W(, 3)]
     print('robustness (%s): plain %.4f, affine %.4f: %s; written to %s'
           % (robustness.DESCRIPTION, np.mean(predictions == labels), np.mean(affine_predictions == labels),
              metrics.error_summary(labels, affine_predictions), path))

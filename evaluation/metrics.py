@@ -49,17 +49,18 @@ def error_summary(labels, predictions):
     return '%d errors / %s (%.2f%% error)' % (errors, '{:,}'.format(total).replace(',', ' '), rate)
 
 
-def write_reports(results_dir, labels, predictions, dataset='mnist'):
-    """Writes per_class_accuracy.csv and confusion_matrix.csv into results_dir; returns the matrix."""
-    names = class_names(dataset)
-    confusion = confusion_matrix(labels, predictions)
+def write_reports(results_dir, labels, predictions, dataset='mnist', names=None):
+    """Writes per_class_accuracy.csv and confusion_matrix.csv into results_dir; returns the matrix.
+    names: one per class (the run's); the dataset's own when not given."""
+    names = names or class_names(dataset)
+    confusion = confusion_matrix(labels, predictions, len(names))
     correct, total, accuracy = per_class_accuracy(confusion)
     per_class = ['class,name,correct,total,accuracy']
-    for k in range(NUM_CLASSES):
-        per_class.append('%d,%s,%d,%d,%.6g' % (k, names[k], correct[k], total[k], accuracy[k]))
+    for k in range(len(names)):
+        per_class.append('%d,%s,%d,%d,%.6g' % (k, _csv_field(names[k]), correct[k], total[k], accuracy[k]))
     # Rows: true class; columns: predicted class.
-    matrix = ['true\\predicted,' + ','.join(str(k) for k in range(NUM_CLASSES))]
-    for k in range(NUM_CLASSES):
+    matrix = ['true\\predicted,' + ','.join(str(k) for k in range(len(names)))]
+    for k in range(len(names)):
         matrix.append('%d,' % k + ','.join(str(int(c)) for c in confusion[k]))
     os.makedirs(results_dir, exist_ok=True)
     _write_lines(os.path.join(results_dir, 'per_class_accuracy.csv'), per_class)
@@ -67,17 +68,23 @@ def write_reports(results_dir, labels, predictions, dataset='mnist'):
     return confusion
 
 
-def format_per_class(confusion, dataset='mnist'):
+def format_per_class(confusion, dataset='mnist', names=None):
     """A few printable lines: each class with its accuracy and error count."""
-    names = class_names(dataset)
+    names = names or class_names(dataset)
     correct, total, accuracy = per_class_accuracy(confusion)
     lines = []
-    for k in range(NUM_CLASSES):
+    for k in range(len(names)):
         if total[k] == 0:  # no test image of this class: an accuracy would be 0 / 0
             lines.append('  %-12s -       (no images)' % names[k])
         else:
             lines.append('  %-12s %.4f  (%d errors / %d)' % (names[k], accuracy[k], total[k] - correct[k], total[k]))
     return '\n'.join(lines)
+
+
+def _csv_field(text):
+    """A class name as one CSV field: quoted when it holds a comma or a quote (a folder may be named so)."""
+    text = str(text)
+    return '"%s"' % text.replace('"', '""') if (',' in text or '"' in text) else text
 
 
 def _write_lines(path, lines):

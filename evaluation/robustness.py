@@ -34,7 +34,11 @@ def affine_matrix(rotation_deg, shear, translation):
 
 
 def warp(image, rotation_deg=0.0, shear=0.0, translation=(0.0, 0.0)):
-    """One uint8 [H, W] image under the forward map of affine_matrix; pixels from outside are 0."""
+    """One uint8 [H, W] image (or [H, W, C], each channel alike) under the forward map of affine_matrix;
+    pixels from outside are 0."""
+    if image.ndim == 3:
+        return np.stack([warp(image[..., c], rotation_deg, shear, translation)
+                         for c in range(image.shape[-1])], axis=-1)
     forward, t = affine_matrix(rotation_deg, shear, translation)
     centre = (np.array(image.shape, np.float64) - 1) / 2
     # scipy maps each OUTPUT coordinate o to the input coordinate matrix @ o + offset,
@@ -56,7 +60,7 @@ def random_parameters(num, seed):
 
 
 def affine_test_set(images, seed):
-    """Every image of uint8 [N, 28, 28] under its own random transform; same seed, same images."""
+    """Every image of uint8 [N, H, W(, C)] under its own random transform; same seed, same images."""
     rotation, shear, translation = random_parameters(len(images), seed)
     return np.stack([warp(images[n], rotation[n], shear[n], translation[n])
                      for n in range(len(images))]) if len(images) else np.asarray(images).copy()

@@ -82,12 +82,22 @@ def atomic_write(path, data):
     os.replace(tmp, path)
 
 
-def image_grid(images, columns):
-    """Tiles [N, H, W] images into one [rows * H, columns * W] array (missing cells stay black)."""
+def displayable(images):
+    """[N, H, W, C] images as write_pixels draws them: gray [N, H, W] for C = 1, and for 2 channels
+    (a stereo pair) the first; RGB stays [N, H, W, 3]. [N, H, W] is returned as it is."""
     images = np.asarray(images)
-    n, h, w = images.shape
+    if images.ndim == 4 and images.shape[-1] != 3:
+        return images[..., 0]
+    return images
+
+
+def image_grid(images, columns):
+    """Tiles [N, H, W] (or RGB [N, H, W, 3]) images into one [rows * H, columns * W(, 3)] array
+    (missing cells stay black)."""
+    images = displayable(images)
+    n, h, w = images.shape[:3]
     rows = -(-n // columns)
-    grid = np.zeros((rows * h, columns * w), images.dtype)
+    grid = np.zeros((rows * h, columns * w) + images.shape[3:], images.dtype)
     for k in range(n):
         r, c = divmod(k, columns)
         grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = images[k]

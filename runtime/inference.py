@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from runtime import checkpoints
-from runtime.dataset_files import IMAGE_SIZE
+from config import InputSpec
 from runtime import errors
 from runtime.errors import UserError
 from runtime.session import session_config
@@ -46,27 +46,33 @@ PRETRAINED_CARD = 'card.json'
 class TrainedModel:
     """A restored CapsNet in its own graph and session, fed through a placeholder.
 
-    images: float32 [N, 28, 28, 1] in [0, 1]; model: the capsNet.CapsNet on it (training=False, so the
-    decoder is masked by the prediction); extra: whatever extend_graph built; checkpoint: what was
-    restored; step: its training step; flags: the settings the model was built from.
+    images: float32 [N, H, W, C] in [0, 1] (MNIST [N, 28, 28, 1]); model: the capsNet.CapsNet on it
+    (training=False, so the decoder is masked by the prediction); extra: whatever extend_graph built;
+    checkpoint: what was restored; step: its training step; flags: the settings the model was built from; spec: its
+    config.InputSpec; class_names: one name per class (the digits for runs that recorded none).
     """
 
     def __init__(self, graph, sess, images, model, extra, checkpoint, step, flags):
         self.graph, self.sess, self.images, self.model, self.extra = graph, sess, images, model, extra
         self.checkpoint, self.step, self.flags = checkpoint, step, flags
+        self.spec = model.spec
+        self.class_names = class_names(flags)
 
     def run(self, fetches, digits, batch_size=100):
-        """sess.run(fetches) over float digits [N, 28, 28] in batches; each fetch concatenated over N."""
+        """sess.run(fetches) over float images [N, H, W, C] (or [N, H, W] when C = 1) in batches;
+        each fetch concatenated over N."""
         outputs = [[] for _ in fetches]
         for start in range(0, len(digits), batch_size):
-            batch = np.asarray(digits[start:start + batch_size], np.float32)[..., None]
+            batch = np.asarray(digits[start:start + batch_size], np.float32)
+            if batch.ndim == 3:
+                batch = batch[..., None]  # gray [B, H, W] -> [B, H, W, 1]
             for out, value in zip(outputs, self.sess.run(list(fetches), {self.images: batch})):
                 out.append(value)
         return [np.concatenate(out) if out else np.zeros((0,) + tuple(f.shape.as_list()[1:]))
                 for out, f in zip(outputs, fetches)]
 
     def predict_uint8(self, images_uint8, batch_size=100):
-        """Predicted classes int [N] of uint8 images [N, 28, 28], scaled as the training pipeline does."""
+        """Predicted classes int [N] of uint8 images [N, H, W(, C)], scaled as the training pipeline does."""
         digits = np.asarray(images_uint8).astype(np.float32) / np.float32(255.0)
         return self.run([self.model.predictions], digits, batch_size)[0]
 
@@ -78,6 +84,23 @@ class TrainedModel:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def class_names(flags):
+    """The class names a run recorded in flags.json; the digits 0-9 (or Fashion-MNIST's names) for runs
+    made before names were recorded, which were all of those two datasets."""
+    recorded = (flags.get('input_spec') or {}).get('class_names')
+    if recorded:
+        return [str(name) for name in recorded]
+    from evaluation import metrics
+    return list(metrics.class_names(flags.get('dataset', 'mnist')))
+
+
+def stored_image_size(flags):
+    """(H, W) of the images the run was trained on before any crop: what inputs are resized to."""
+    spec = InputSpec.from_flags(flags)
+    recorded = flags.get('input_spec') or {}
+    return int(recorded.get('image_height', spec.height)), int(recorded.get('image_width', spec.width))
 
 
 def run_flags(logdir, fallback=None, warn=None):
@@ -170,10 +193,12 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
         flags = run_flags(logdir, fallback_flags, warn)
     graph = tf.Graph()
     with graph.as_default():
-        images = tf1.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 1], 'images')
+        spec = InputSpec.from_flags(flags)  # MNIST's 28 x 28 x 1, 10 classes unless the run recorded others
+        images = tf1.placeholder(tf.float32, [None, spec.height, spec.width, spec.channels], 'images')
         # Labels only feed the loss; with training=False the decoder is masked by the prediction.
         model = capsNet.CapsNet(images, tf.zeros(tf.shape(images)[:1], tf.int32),
-                                capsNet.ModelConfig.from_flags(types.SimpleNamespace(**flags)), training=False)
+                                capsNet.ModelConfig.from_flags(types.SimpleNamespace(**flags)), training=False,
+                                spec=spec)
         extra = extend_graph(model, images) if extend_graph else None
         global_step = tf1.train.get_or_create_global_step()
         variables = tf1.global_variables()

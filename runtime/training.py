@@ -30,19 +30,32 @@ clock = time.monotonic
 CSV_HEADERS = {'loss': 'step,loss', 'train_acc': 'step,train_acc', 'val_acc': 'step,val_acc'}
 
 
+def input_options(cfg):
+    """(InputSpec of the network, keyword arguments of utils.InputPipeline) from the run's flags and
+    the input record train() put in cfg.input_spec (MNIST's when a caller gave none)."""
+    record = getattr(cfg, 'input_spec', None) or {}
+    spec = config.InputSpec.from_flags({'input_spec': record})
+    stored = (record.get('image_height', spec.height), record.get('image_width', spec.width))
+    crop = (spec.height, spec.width) if tuple(stored) != (spec.height, spec.width) else None
+    return spec, {'image_shape': tuple(stored) + (spec.channels,), 'crop': crop}
+
+
 def build_train_graph(cfg):
     """Everything the loop runs: input pipelines, train and eval copies of one model, saver."""
+    spec, shapes = input_options(cfg)
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(cfg.seed)
         model_config = capsNet.ModelConfig.from_flags(cfg)
         global_step = tf1.train.get_or_create_global_step()
         train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input',
-                                          shift_pixels=cfg.shift_pixels, seed=cfg.seed)
-        eval_input = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input')
-        model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True)
+                                          shift_pixels=cfg.shift_pixels, seed=cfg.seed, random_crop=True,
+                                          **shapes)
+        eval_input = utils.InputPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input', **shapes)
+        model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True,
+                                spec=spec)
         eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
-                                     training=False, reuse=True)
+                                     training=False, reuse=True, spec=spec)
         parts = types.SimpleNamespace(
             graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
             train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
@@ -124,6 +137,21 @@ def epoch_spans(step, total_steps, steps_per_epoch):
         step = end
 
 
+def check_same_input(cfg):
+    """Refuses (exit 2) to resume a run on inputs of another size, channels or classes: --image_size,
+    --channels and --crop change what the weights mean even where their shapes still fit."""
+    if not checkpoints.newest_first(cfg.logdir):
+        return
+    recorded = run_record.read_json(os.path.join(cfg.logdir, run_record.FLAGS_FILE))
+    before = recorded.get('input_spec') if isinstance(recorded, dict) else None
+    if before and before != cfg.input_spec:
+        describe = lambda r: '%dx%dx%d crops of %dx%d images, classes %s' % (
+            r['height'], r['width'], r['channels'], r['image_height'], r['image_width'], ','.join(r['class_names']))
+        raise config.ConfigError('%s holds a run trained on %s, but the data and flags now give %s; resume '
+                                 'it with its --image_size/--channels/--crop and data, or give a new --logdir'
+                                 % (cfg.logdir, describe(before), describe(cfg.input_spec)))
+
+
 def train(cfg, build_graph=build_train_graph, open_session=open_session, on_session_ready=None):
     """Trains for cfg.epoch epochs (or cfg.max_steps steps); resumes from the newest checkpoint.
 
@@ -133,8 +161,11 @@ def train(cfg, build_graph=build_train_graph, open_session=open_session, on_sess
     """
     # First: a --results under a file must not cost a data load, nor leave a lock in --logdir.
     check_output_folders((cfg.logdir, '--logdir'), (cfg.results, '--results'))
-    (train_x, train_y), (val_x, val_y) = utils.load_train_val(cfg.data_dir, cfg.val_size, cfg.dataset,
-                                                              cfg.verify_data)
+    train_data, val_data = utils.load_train_val_data(cfg)
+    (train_x, train_y), (val_x, val_y) = train_data[:2], val_data[:2]
+    # Recorded in flags.json with the other flags: what evaluation, predict.py and the figures rebuild
+    # the network from (sizes, channels, class names), so those need not be given again.
+    cfg.input_spec = utils.spec_record(utils.input_spec(cfg, train_data), train_data)
     steps_per_epoch = len(train_x) // cfg.batch_size
     if steps_per_epoch == 0:
         raise config.ConfigError('--batch_size=%d is larger than the %d training images'
@@ -146,6 +177,7 @@ def train(cfg, build_graph=build_train_graph, open_session=open_session, on_sess
     with run_locks(cfg), GracefulStop() as stop:
         # Before the graph is built: a resume with other model or data-order flags changes nothing.
         run_record.check_resume(cfg, has_checkpoint=bool(checkpoints.newest_first(cfg.logdir)))
+        check_same_input(cfg)
         parts = build_graph(cfg)
         return _train_loop(cfg, parts, (train_x, train_y), (val_x, val_y), steps_per_epoch, total_steps,
                            stop, open_session, on_session_ready)

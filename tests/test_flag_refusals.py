@@ -6,7 +6,7 @@ from conftest import run_main, tiny_run_args
 @pytest.mark.parametrize('flags, named', [
     (['--batch_size', '500'], '--batch_size=500 is larger than the 200 training images'),
     (['--save_freq', '0'], '--save_freq must be at least 1'),
-    (['--dataset', 'cifar10'], 'unknown --dataset=cifar10'),
+    (['--dataset', 'imagenet'], 'unknown --dataset=imagenet'),  # cifar10 is a dataset now
     (['--iter_routing', '0'], '--iter_routing must be at least 1'),
     (['--keep_checkpoints', '0'], '--keep_checkpoints must be at least 1'),
     (['--val_size', '240'], '--val_size=240 leaves no training images'),

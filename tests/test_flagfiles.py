@@ -10,6 +10,10 @@ PRESETS = {
     'official': dict(lr_schedule='exponential', primary_caps_relu=False, stop_gradient_routing=False,
                      digit_caps_bias=True),
     'paper': dict(stop_gradient_routing=False, shift_pixels=2, lr_schedule='exponential'),
+    'cifar10': dict(dataset='cifar10', data_dir='data/cifar10', crop='24x24', primary_caps_types=64,
+                    leaky_routing=True),
+    'smallnorb': dict(dataset='smallnorb', data_dir='data/smallnorb', image_size='48x48', crop='32x32',
+                      val_size=2430),
 }
 
 

@@ -1,11 +1,12 @@
-"""Figures of a trained checkpoint: test digits beside their reconstructions, and the paper's Fig. 4.
+"""Figures of a trained checkpoint: test images beside their reconstructions, and the paper's Fig. 4.
 
     python -m tools.figures                      # newest checkpoint in logdir -> results/reconstructions.png
                                            #                              results/perturbation.png
     python -m tools.figures --checkpoint=best    # the checkpoint validation chose
     python -m tools.figures --logdir=L --results=R --dataset=fashion-mnist
 
-Takes the same flags as main.py (model flags must match the checkpoint, as for --is_training=False).
+Takes the same flags as main.py; the model, its input size, channels, crop and class names come from
+the run's flags.json, as for --is_training=False (give --dataset and --data_dir of its test images).
 """
 import os
 import sys
@@ -24,7 +25,6 @@ import capsLayer  # noqa: E402
 import capsNet  # noqa: E402
 import config  # noqa: E402
 import utils  # noqa: E402
-from evaluation import metrics
 from runtime import files, inference
 from runtime.errors import UserError, run_cli  # noqa: E402
 
@@ -33,7 +33,7 @@ tf1 = tf.compat.v1
 RECONSTRUCTION_GRID = 5        # 5 x 5 test digits, and the same grid of reconstructions beside them
 PERTURBED_DIGITS = 3           # digits of different classes in the perturbation figure
 PERTURBATIONS = np.round(np.arange(-0.25, 0.25 + 1e-9, 0.05), 2)  # the paper's -0.25..+0.25 by 0.05
-SIDE = capsNet.IMAGE_SIZE
+SIDE = capsNet.IMAGE_SIZE  # MNIST's; other models draw at their own spec's height and width
 DPI = 150
 RECONSTRUCTIONS_SIZE = (8.0, 4.4)        # inches: two square grids and their titles
 PERTURBATION_PANEL_SIZE = (3.0, 5.0)     # inches per digit: 11 columns x 16 rows of 28 x 28 pixels
@@ -47,9 +47,9 @@ class Decoder:
 
     def __init__(self, cfg):
         def free_capsule_decoder(model, images):
-            masked = tf1.placeholder(tf.float32, [None, capsNet.NUM_CLASSES * 16], 'masked_caps')
+            masked = tf1.placeholder(tf.float32, [None, model.spec.classes * 16], 'masked_caps')
             with tf1.variable_scope(tf1.get_variable_scope(), reuse=True):
-                return masked, capsLayer.decoder(masked, SIDE * SIDE)             # [N, 784]
+                return masked, capsLayer.decoder(masked, model.spec.values)       # [N, H * W * C]
 
         # --checkpoint latest|best|pretrained, as evaluation; the model is built from the run's flags.json.
         self.trained = inference.load_model(cfg.logdir, cfg.checkpoint, fallback_flags=cfg,
@@ -57,16 +57,21 @@ class Decoder:
         self.sess, self.images, self.model = self.trained.sess, self.trained.images, self.trained.model
         self.masked, self.decoded = self.trained.extra
         self.checkpoint = self.trained.checkpoint
+        spec = self.trained.spec
+        self.shape = (spec.height, spec.width, spec.channels)
+        self.class_names = self.trained.class_names
 
     def encode(self, images_uint8):
-        """(v_j [N, 10, 16], predictions [N], reconstructions [N, 28, 28] in [0, 1])."""
-        feed = {self.images: images_uint8[..., None].astype(np.float32) / 255.0}
+        """(v_j [N, classes, 16], predictions [N], reconstructions [N, H, W, C] in [0, 1]) of uint8
+        [N, H, W, C] images (or gray [N, H, W])."""
+        images = images_uint8.reshape((-1,) + self.shape)
+        feed = {self.images: images.astype(np.float32) / 255.0}
         caps, predictions, recon = self.sess.run(
             [self.model.digit_caps, self.model.predictions, self.model.reconstructions], feed)
-        return caps, predictions, recon.reshape(-1, SIDE, SIDE)
+        return caps, predictions, recon.reshape((-1,) + self.shape)
 
     def decode(self, masked_caps):
-        return self.sess.run(self.decoded, {self.masked: masked_caps}).reshape(-1, SIDE, SIDE)
+        return self.sess.run(self.decoded, {self.masked: masked_caps}).reshape((-1,) + self.shape)
 
     def close(self):
         self.sess.close()
@@ -129,10 +134,10 @@ def perturbation_grids(decoder, images, labels):
     the predicted class of each digit, whose capsule was perturbed)."""
     picked = pick_digits(labels, PERTURBED_DIGITS)
     caps, predictions, _ = decoder.encode(images[picked])
-    inputs = perturbed_capsules(caps, predictions)                          # [N, 16, 11, 160]
-    decoded = decoder.decode(inputs.reshape(-1, inputs.shape[-1]))
-    decoded = files.to_uint8(decoded).reshape(inputs.shape[:3] + (SIDE, SIDE))
-    grids = [files.image_grid(decoded[n].reshape(-1, SIDE, SIDE), len(PERTURBATIONS))
+    inputs = perturbed_capsules(caps, predictions)                          # [N, 16, 11, classes * 16]
+    decoded = decoder.decode(inputs.reshape(-1, inputs.shape[-1]))          # [N * 16 * 11, H, W, C]
+    decoded = files.to_uint8(decoded).reshape(inputs.shape[:3] + decoder.shape)
+    grids = [files.image_grid(decoded[n].reshape((-1,) + decoder.shape), len(PERTURBATIONS))
              for n in range(len(picked))]
     return grids, predictions
 
@@ -143,14 +148,17 @@ def draw_perturbations(grids, classes, class_names):
     with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(width * len(grids), height), layout='constrained')
         panels = np.atleast_1d(figure.subplots(1, len(grids)))
-        centres = SIDE * np.arange(max(len(PERTURBATIONS), 16)) + (SIDE - 1) / 2
+        # One cell is grid height / 16 rows by grid width / 11 columns.
+        cell_h, cell_w = grids[0].shape[0] // 16, grids[0].shape[1] // len(PERTURBATIONS)
+        columns = cell_w * np.arange(len(PERTURBATIONS)) + (cell_w - 1) / 2
+        rows = cell_h * np.arange(16) + (cell_h - 1) / 2
         labelled = [0, len(PERTURBATIONS) // 2, len(PERTURBATIONS) - 1]  # -0.25, 0, +0.25
         for k, (axes, grid, label) in enumerate(zip(panels, grids, classes)):
             _show_pixels(axes, grid)
             axes.set_title('class %s' % class_names[label])
-            axes.set_xticks(centres[labelled], ['%+g' % PERTURBATIONS[j] if PERTURBATIONS[j] else '0'
+            axes.set_xticks(columns[labelled], ['%+g' % PERTURBATIONS[j] if PERTURBATIONS[j] else '0'
                                                 for j in labelled])
-            axes.set_yticks(centres[:16], [str(d + 1) for d in range(16)] if k == 0 else [])
+            axes.set_yticks(rows, [str(d + 1) for d in range(16)] if k == 0 else [])
             axes.tick_params(length=0)
             for spine in axes.spines.values():
                 spine.set_visible(False)
@@ -216,7 +224,9 @@ def draw_multimnist(merged, recon_a, recon_b, true_labels, predicted_labels, pai
 
 def make_figures(cfg):
     """Writes both figures into cfg.results; returns their paths."""
-    images, labels = utils.load_split(cfg.data_dir, 'test', cfg.dataset, cfg.verify_data)
+    from evaluation.evaluate import trained_flags
+    test = utils.load_test_set(cfg, trained_flags(cfg))  # prepared as the run's training images were
+    images, labels = test.images, test.labels
     if len(images) < RECONSTRUCTION_GRID ** 2:
         raise UserError('the test set of %s has %d images; the figures need at least %d'
                         % (cfg.data_dir, len(images), RECONSTRUCTION_GRID ** 2))
@@ -228,7 +238,7 @@ def make_figures(cfg):
                            draw_reconstructions(*reconstruction_grids(decoder, images)), DPI)
         grids, classes = perturbation_grids(decoder, images, labels)
         files.write_figure(paths['perturbation'],
-                           draw_perturbations(grids, classes, metrics.class_names(cfg.dataset)), DPI)
+                           draw_perturbations(grids, classes, decoder.class_names), DPI)
     finally:
         decoder.close()
     print('wrote %s and %s from %s' % (paths['reconstructions'], paths['perturbation'], decoder.checkpoint))
