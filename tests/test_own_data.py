@@ -180,8 +180,9 @@ def test_cifar10_batches_read_as_published_folder_or_archive(tmp_path):
     bad = pickle.loads((folder / 'test_batch').read_bytes())
     bad[b'data'] = bad[b'data'][:, :3000]
     (folder / 'test_batch').write_bytes(pickle.dumps(bad, protocol=2))
-    with pytest.raises(DataError, match=r'test_batch holds uint8 \[8, 3000\]'):
+    with pytest.raises(DataError) as refused:
         cifar10.read_split(str(folder), 'test')
+    assert 'test_batch holds uint8 [8, 3000] data, expected uint8 [N, 3072] (32x32 RGB rows)' in str(refused.value)
     (folder / 'test_batch').write_bytes(b'\x80\x02}q\x00(X')
     with pytest.raises(DataError, match='test_batch is not a CIFAR-10 python batch'):
         cifar10.read_split(str(folder), 'test')
@@ -230,8 +231,28 @@ def test_smallnorb_files_read_as_stereo_channels(tmp_path):
     with pytest.raises(DataError, match='truncated or padded'):
         smallnorb.read_split(str(folder), 'train')
     path.write_bytes(b'\x00\x00\x00\x00' + raw[4:])
-    with pytest.raises(DataError, match='not a smallNORB'):
+    with pytest.raises(DataError, match='not a smallNORB uint8 or int32 matrix'):
         smallnorb.read_split(str(folder), 'train')
+    path.write_bytes(raw)
+    cat = folder / ('%s-cat.mat' % smallnorb.PREFIX['train'])
+    cat.write_bytes(norb_matrix(np.full(10, 7, '<i4')))
+    with pytest.raises(DataError, match='has categories outside 0..4'):
+        smallnorb.read_split(str(folder), 'train')
+    with pytest.raises(config.ConfigError, match=r'--channels 3 does not fit smallNORB \(gray stereo pairs\)'):
+        smallnorb.read_split(str(folder), 'test', channels=3)
+
+
+def test_missing_folders_and_batches_name_the_layout(tmp_path):
+    with pytest.raises(DataError, match='no folder .*; a folder dataset needs DIR/train/<class>/ and '
+                                        'DIR/test/<class>/'):
+        image_folder.class_folders(str(tmp_path / 'nothing'))
+    (tmp_path / 'flat').mkdir()
+    with pytest.raises(DataError, match='flat has no class folders'):
+        image_folder.class_folders(str(tmp_path / 'flat'))
+    with pytest.raises(DataError, match='flat holds no PNG, JPEG, BMP or GIF image'):
+        image_folder.image_files(str(tmp_path / 'flat'))
+    with pytest.raises(DataError, match='no CIFAR-10 batches in '):
+        cifar10.read_split(str(tmp_path / 'flat'), 'train')
 
 
 def last_line(capsys):
@@ -254,22 +275,28 @@ def test_bad_folders_and_files_get_one_line_and_train_nothing(tmp_path, capsys):
     (root / 'test' / 'fox' / 'a.png').write_bytes(encode_png(np.zeros((32, 32, 3), np.uint8)))
     assert run('--is_training=False') == 1
     line = last_line(capsys)
-    assert 'fox' in line and '%s does not' % (root / 'train') in line
+    assert 'fox' in line and '%s does not; a model only knows the classes it' % (root / 'train') in line
     truncated = root / 'train' / 'cat' / '00000.png'
     good = truncated.read_bytes()
     truncated.write_bytes(good[:len(good) // 2])
     assert run() == 1
-    assert '%s is not a readable' % truncated in last_line(capsys)
+    assert '%s is not a readable PNG, JPEG, BMP or GIF image (truncated or corrupt)' % truncated in last_line(capsys)
     truncated.write_bytes(encode_png(np.zeros((20, 32, 3), np.uint8)))
     assert run() == 1
     line = last_line(capsys)
-    assert '--image_size' in line and str(truncated) in line
+    assert 'give --image_size HxW to resize every image to one' in line and str(truncated) in line
+    truncated.write_bytes(encode_png(np.zeros((32, 32, 1), np.uint8)))  # gray among RGB images
+    assert run() == 1
+    assert 'give --channels 1 (gray) or --channels 3 (RGB)' in last_line(capsys)
     truncated.write_bytes(good)
     (root / 'test' / 'fox' / 'a.png').unlink()
     (root / 'test' / 'fox').rmdir()
     assert run('--crop', '40x40') == 2
     assert '--crop=40x40 is larger' in last_line(capsys)
     assert run('--image_size', 'big') == 2
+    assert '--image_size=big: give HEIGHTxWIDTH in pixels, e.g. 48x48 or 32x40' in last_line(capsys)
+    assert run('--image_size', '12x12') == 2
+    assert '12x12 inputs are too small for Conv1 and PrimaryCaps (9x9 kernels)' in last_line(capsys)
     assert not (work / 'logdir').exists() or not list((work / 'logdir').glob('model.ckpt*'))
 
 
@@ -372,6 +399,9 @@ def test_cifar10_and_smallnorb_train_and_test_on_generated_files(tmp_path, capsy
     assert 'robustness' in capsys.readouterr().out
     # Resuming with another input size is refused (exit 2), not silently trained on.
     assert run_main(n_args[:-2] + ['--max_steps', '4', '--crop', '30x30']) == 2
+    line = last_line(capsys)
+    assert 'holds a run trained on 32x32x2 crops of 48x48 images' in line
+    assert 'but the data and flags now give 30x30x2 crops' in line
 
 
 def test_test_images_and_predictions_are_prepared_as_the_run_trained(tmp_path):
