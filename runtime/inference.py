@@ -23,6 +23,17 @@ def count_correct(sess, pipeline, model, images, labels):
     return int(np.sum(predict_labels(sess, pipeline, model, images, labels) == labels))
 
 
+def count_pairs_correct(sess, pipeline, model, pairs):
+    """How many MultiMNIST pairs (readers.multimnist.Pairs) have both classes as the two longest capsules."""
+    pipeline.initialize(sess, pairs)
+    correct = 0
+    while True:
+        try:
+            correct += int(sess.run(model.num_correct))
+        except tf.errors.OutOfRangeError:
+            return correct
+
+
 def predict_labels(sess, pipeline, model, images, labels):
     """The predicted class of every example of the arrays: int [N], in order."""
     pipeline.initialize(sess, images, labels)
