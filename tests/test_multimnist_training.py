@@ -1,4 +1,4 @@
-"""MultiMNIST end to end: --dataset multimnist trains and resumes exactly.
+"""MultiMNIST end to end: --dataset multimnist trains, resumes exactly, evaluates and draws Fig. 5.
 
 The data are tiny generated MNIST-format files (conftest.write_dataset): 40 training digits, 40
 validation digits and 20 test digits, batch 8, so 5 steps an epoch.
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_digits, run_main, tiny_run_args, write_idx
+from conftest import make_digits, read_png, run_main, tiny_run_args, write_idx
 
 import capsNet
 import config
@@ -119,6 +119,41 @@ def test_resumed_run_sees_the_same_pairs_and_ends_bit_identical(small_data, stra
         assert rows(tmp_path / 'results' / name) == rows(straight_run / 'results' / name), name
 
 
+@pytest.mark.slow
+def test_evaluation_prints_the_pair_error_and_the_single_digit_accuracy(small_data, straight_run, tmp_path,
+                                                                         capsys):
+    results = tmp_path / 'results'
+    argv = ['--dataset=multimnist', '--data_dir', str(small_data), '--verify_data=False', '--is_training=False',
+            '--logdir', str(straight_run / 'logdir'), '--results', str(results)]
+    assert run_main(argv) == 0
+    out = capsys.readouterr().out
+    pair_line = next(line for line in out.splitlines() if line.startswith('MultiMNIST test error '))
+    error = float(pair_line.split()[3])
+    wrong = int(pair_line.split('(')[1].split()[0])
+    assert 'of 20 fixed test pairs' in pair_line and 'at step 8 of' in pair_line
+    assert error == pytest.approx(100.0 * wrong / 20, abs=0.01)
+    single_line = next(line for line in out.splitlines() if line.startswith('single-digit accuracy '))
+    single, single_wrong = float(single_line.split()[2]), int(single_line.split('(')[1].split()[0])
+    assert '/ 20 MNIST test digits' in single_line and single == pytest.approx(1 - single_wrong / 20, abs=1e-4)
+    test_acc = rows(results / 'test_acc.csv')
+    assert test_acc[0] == 'step,test_acc' and test_acc[1].startswith('8,')
+    assert float(test_acc[1].split(',')[1]) == pytest.approx(1 - wrong / 20)
+    # The same fixed pairs every time: a second evaluation gives the same figures.
+    assert run_main(argv) == 0
+    assert capsys.readouterr().out.split('at step')[0] == out.split('at step')[0]
+
+
+@pytest.mark.slow
+def test_figure_command_draws_figure_5_from_the_run(small_data, straight_run, tmp_path):
+    from tools import figures
+    results = tmp_path / 'results'
+    assert figures.run(['--data_dir', str(small_data), '--verify_data=False', '--logdir',
+                        str(straight_run / 'logdir'), '--results', str(results)]) == 0
+    pixels = read_png(results / 'multimnist_reconstructions.png')
+    assert pixels.ndim == 3 and pixels.shape[0] > 300
+    assert not (results / 'reconstructions.png').exists()  # the MNIST figures are not drawn for it
+
+
 def test_a_validation_split_of_one_class_is_refused_in_one_line(tmp_path, capsys):
     images, labels = make_digits(80, seed=0)
     labels[40:] = 3
@@ -139,3 +174,20 @@ def test_input_flags_that_would_break_the_pairs_are_refused(flag):
 
 def test_multimnist_reads_the_mnist_folder_by_default():
     assert config.parse(['--dataset=multimnist']).data_dir == 'data/mnist'
+
+
+def test_evaluations_numpy_rule_is_top2_correct():
+    import capsLayer
+    from evaluation.evaluate import pair_correct
+    rng = np.random.default_rng(7)
+    lengths = rng.random((400, 10)).astype(np.float32)
+    labels_a = rng.integers(0, 10, 400)
+    labels_b = (labels_a + rng.integers(1, 10, 400)) % 10
+    labels_b[:40] = labels_a[:40]  # a pair of one class is never right, whatever the capsules say
+    top2 = np.argsort(-lengths, axis=1, kind='stable')[:, :2]
+    with tf1.Session(graph=tf.Graph()) as sess:
+        expected = sess.run(capsLayer.top2_correct(tf.constant(lengths), tf.constant(labels_a),
+                                                   tf.constant(labels_b)))
+    got = pair_correct(top2, labels_a, labels_b)
+    assert expected.any() and not expected[:40].any()
+    np.testing.assert_array_equal(got, expected)
