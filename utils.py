@@ -138,6 +138,10 @@ def load_data(cfg, split):
         from readers import smallnorb
         dataset = smallnorb.read_split(cfg.data_dir, split, channels)
         channels = None  # smallnorb chose its planes itself: they are not gray/RGB to convert
+    elif cfg.dataset == MULTIMNIST:
+        # Pairs are made per epoch by load_multimnist_train_val; a caller here wants single images.
+        raise ConfigError('--dataset=multimnist trains and tests through main.py (and draws with tools.figures) '
+                          'only; this command reads single images: give --dataset=mnist')
     else:
         raise ConfigError('unknown --dataset=%s; choose one of: %s' % (cfg.dataset, ', '.join(config.DATASETS)))
     return readers.conform(dataset, image_size, channels, cfg.data_dir)

@@ -190,6 +190,9 @@ def train(cfg, build_graph=build_train_graph, open_session=open_session, on_sess
     """
     # First: a --results under a file must not cost a data load, nor leave a lock in --logdir.
     check_output_folders((cfg.logdir, '--logdir'), (cfg.results, '--results'))
+    if cfg.dataset == utils.MULTIMNIST and build_graph is not build_train_graph:
+        raise config.ConfigError('--dataset=multimnist trains with main.py only: the towers and clusters of '
+                                 'dist_version build single-digit models')
     if cfg.dataset == utils.MULTIMNIST:
         # Training digits (paired afresh each epoch by _epoch_input) and the fixed validation Pairs.
         (train_x, train_y), val_pairs = utils.load_multimnist_train_val(cfg)

@@ -191,3 +191,16 @@ def test_evaluations_numpy_rule_is_top2_correct():
     got = pair_correct(top2, labels_a, labels_b)
     assert expected.any() and not expected[:40].any()
     np.testing.assert_array_equal(got, expected)
+
+
+def test_commands_that_read_single_images_refuse_multimnist_in_one_line(small_data):
+    cfg = config.parse(['--dataset=multimnist', '--data_dir', str(small_data), '--verify_data=False'])
+    with pytest.raises(config.ConfigError, match='trains and tests through main.py'):
+        utils.load_train_val_data(cfg)
+
+
+def test_towers_refuse_multimnist_before_reading_data(small_data, tmp_path):
+    from runtime import training
+    cfg = config.parse(tiny_run_args(small_data, tmp_path, *MULTI))
+    with pytest.raises(config.ConfigError, match='dist_version build single-digit models'):
+        training.train(cfg, build_graph=lambda cfg: None)
