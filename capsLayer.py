@@ -197,8 +197,8 @@ def pair_reconstruction_loss(reconstruct_fn, digit_caps, labels_a, labels_b, dig
     decoder); it is called once, on both digits' inputs stacked, so its variables are made once.
     Returns (loss, reconstruction of a [B, H * W], reconstruction of b [B, H * W]). loss is the sum
     over the two digits of the mean squared error over batch and pixels, the measure capsNet uses for
-    one digit: with regularization_scale = 0.0005 * H * W it is the authors' 0.0005 x sum of squares
-    per digit, summed over the two targets (research/capsules/models/layers/layers.py,
+    one digit: weighted by 0.0005 * H * W (capsNet.reconstruction_weight of the default
+    regularization_scale) it is the authors' 0.0005 x sum of squares per digit, summed over the two targets (research/capsules/models/layers/layers.py,
     `reconstruction`, called once per target in capsule_model.py).
     """
     num_classes, dim = digit_caps.shape[1], digit_caps.shape[2]

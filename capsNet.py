@@ -25,21 +25,32 @@ class CapsNet:
     scope; pass reuse=True to build a second copy (evaluation input, another tower) on the same
     weights. `training` decides only the decoder's mask: true labels (with mask_with_y) or the
     longest capsule.
+
+    pair: a `Pair` of MultiMNIST tensors (section 6) makes the model one of two digits per image:
+    labels is then the first digit's class, pair.labels_b the second's, and pair.digit_a / digit_b
+    [B, H, W, 1] the two digits alone, the reconstruction targets. None (MNIST and the other single
+    label datasets) builds exactly the graph it always built.
     """
 
-    def __init__(self, images, labels, config=ModelConfig(), training=True, reuse=None, spec=MNIST_SPEC):
+    def __init__(self, images, labels, config=ModelConfig(), training=True, reuse=None, spec=MNIST_SPEC,
+                 pair=None):
         self.config = config
         self.spec = spec
         self.images = images
         self.labels = tf.cast(labels, tf.int32)
+        self.pair = pair
         with tf1.variable_scope(tf1.get_variable_scope(), reuse=reuse):
-            self._build_forward(training)
-            self._build_loss()
+            if pair is None:
+                self._build_forward(training)
+                self._build_loss()
+            else:
+                self._build_pair(training)
 
-    def _build_forward(self, training):
+    def _build_capsules(self):
         cfg, spec = self.config, self.spec
         conv1 = capsLayer.conv_layer(self.images, 256, 9, 1, scope='conv1')       # [B, H-8, W-8, 256]
-        # MNIST: a 6 x 6 grid of 32 types, u: [B, 1152, 8]; CIFAR-10 24x24 crops, 64 types: 4 x 4 x 64 = [B, 1024, 8].
+        # MNIST: a 6 x 6 grid of 32 types, u: [B, 1152, 8]; CIFAR-10 24x24 crops, 64 types: 4 x 4 x 64 = [B, 1024, 8];
+        # MultiMNIST 36x36: 10 x 10 x 32 = [B, 3200, 8].
         u = capsLayer.primary_caps(conv1, cfg.primary_caps_types, relu=cfg.primary_caps_relu)
         self.digit_caps, self.coupling = capsLayer.digit_caps(                    # v_j: [B, classes, 16]
             u, spec.classes, 16, cfg.iter_routing, cfg.stddev,
@@ -47,6 +58,10 @@ class CapsNet:
             use_bias=cfg.digit_caps_bias, leaky=cfg.leaky_routing)
         self.lengths = capsLayer.capsule_length(self.digit_caps)                  # [B, classes]
         self.predictions = tf.argmax(self.lengths, axis=1, output_type=tf.int32)  # [B]
+
+    def _build_forward(self, training):
+        cfg, spec = self.config, self.spec
+        self._build_capsules()
         mask_labels = self.labels if (training and cfg.mask_with_y) else self.predictions
         self.masked_caps = mask_capsules(self.digit_caps, mask_labels)            # [B, classes * 16]
         self.reconstructions = capsLayer.decoder(self.masked_caps, spec.values)   # [B, H * W * C]
@@ -63,6 +78,43 @@ class CapsNet:
         correct = tf.equal(self.predictions, self.labels)
         self.num_correct = tf.reduce_sum(tf.cast(correct, tf.int32))
         self.accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
+
+    def _build_pair(self, training):
+        """MultiMNIST: margin loss with both classes present, one reconstruction per digit, top-2 rule."""
+        cfg, spec = self.config, self.spec
+        labels_b = tf.cast(self.pair.labels_b, tf.int32)                          # [B]
+        # The top-1 class (predictions) is what single-digit accuracy, a plain digit on the canvas, is scored by.
+        self._build_capsules()
+        _, top2 = tf.math.top_k(self.lengths, k=2)                                # [B, 2], longest first
+        self.top2 = tf.cast(top2, tf.int32)
+        # The paper reconstructs from the true classes while training and from the two most active
+        # capsules at test time.
+        if training and cfg.mask_with_y:
+            mask_a, mask_b = self.labels, labels_b
+        else:
+            mask_a, mask_b = self.top2[:, 0], self.top2[:, 1]
+        decode = lambda masked: capsLayer.decoder(masked, spec.values)            # [2B, 160] -> [2B, H * W]
+        two_hot = capsLayer.two_hot(self.labels, labels_b, spec.classes)          # [B, classes]
+        self.margin_loss = capsLayer.margin_loss(self.lengths, two_hot, cfg.m_plus, cfg.m_minus,
+                                                 cfg.lambda_val)
+        # Sum over the two digits of each one's mean squared error per pixel; with the same weight as a
+        # single image of H x W values (reconstruction_weight) each digit costs 0.0005 x its sum of
+        # squares, as in the paper. With the predicted masks (testing) a swapped order makes this loss
+        # meaningless; only the training copy's loss is optimised or logged.
+        self.reconstruction_loss, self.reconstructions, self.reconstructions_b = capsLayer.pair_reconstruction_loss(
+            decode, self.digit_caps, mask_a, mask_b, self.pair.digit_a, self.pair.digit_b)
+        self.total_loss = self.margin_loss + reconstruction_weight(cfg, spec) * self.reconstruction_loss
+        correct = capsLayer.top2_correct(self.lengths, self.labels, labels_b)     # [B] both classes found
+        self.num_correct = tf.reduce_sum(tf.cast(correct, tf.int32))
+        self.accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
+
+
+class Pair:
+    """The MultiMNIST tensors beside the merged images: labels_b int [B], digit_a and digit_b float
+    [B, H, W, 1] in [0, 1] (each digit alone on the canvas, as shifted into the merged image)."""
+
+    def __init__(self, labels_b, digit_a, digit_b):
+        self.labels_b, self.digit_a, self.digit_b = labels_b, digit_a, digit_b
 
 
 def reconstruction_weight(config, spec):

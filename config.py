@@ -45,7 +45,7 @@ class ModelConfig:
 
 
 MODEL_DEFAULTS = ModelConfig()
-DATASETS = ('mnist', 'fashion-mnist', 'folder', 'cifar10', 'smallnorb')
+DATASETS = ('mnist', 'fashion-mnist', 'folder', 'cifar10', 'smallnorb', 'multimnist')
 CHANNEL_CHOICES = (1, 3)
 
 
@@ -145,8 +145,9 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     a('--max_steps', type=int, default=0, help='stop after this many steps in all (0: epoch x steps/epoch)')
     a('--seed', type=int, default=1234, help='seed for weights and data order (same seed, same run)')
     # Data.
-    a('--dataset', default='mnist', help='mnist, fashion-mnist, folder (DIR/train/CLASS/*.png ...), cifar10 or '
-                                         'smallnorb (docs/own-data.md)')
+    a('--dataset', default='mnist', help='mnist, fashion-mnist, folder (DIR/train/CLASS/*.png ...), cifar10, '
+                                         'smallnorb (docs/own-data.md) or multimnist (pairs of MNIST digits, '
+                                         'read from the MNIST files: docs/multimnist.md)')
     a('--data_dir', default=None, help='the dataset\'s folder: the four IDX files, .gz or decompressed; train/ and '
                                        'test/ of class folders; the CIFAR-10 batches; smallNORB .mat files '
                                        '(default data/DATASET)')
@@ -200,7 +201,8 @@ def parse(argv=None, parser=None):
     cfg.flagfile = flagfiles or None  # recorded in flags.json: which preset a run was made with
     validate(cfg)
     if cfg.data_dir is None:
-        cfg.data_dir = os.path.join('data', cfg.dataset)
+        # MultiMNIST is made from the MNIST files at each epoch; nothing of its own is stored.
+        cfg.data_dir = os.path.join('data', 'mnist' if cfg.dataset == 'multimnist' else cfg.dataset)
     return cfg
 
 
@@ -277,6 +279,11 @@ def validate(cfg):
         raise ConfigError('--learning_rate must be > 0, got %s' % cfg.learning_rate)
     if getattr(cfg, 'primary_caps_types', 1) < 1:
         raise ConfigError('--primary_caps_types must be at least 1, got %s' % cfg.primary_caps_types)
+    if cfg.dataset == 'multimnist':
+        given = [name for name in ('shift_pixels', 'image_size', 'channels', 'crop') if getattr(cfg, name, None)]
+        if given:
+            raise ConfigError('--%s does not apply to --dataset=multimnist: its 36x36 pairs already shift each '
+                              'digit by up to 4 pixels; leave it out' % given[0])
     for name in ('image_size', 'crop'):
         value = getattr(cfg, name, None)
         if value is not None:

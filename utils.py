@@ -138,6 +138,10 @@ def load_data(cfg, split):
         from readers import smallnorb
         dataset = smallnorb.read_split(cfg.data_dir, split, channels)
         channels = None  # smallnorb chose its planes itself: they are not gray/RGB to convert
+    elif cfg.dataset == MULTIMNIST:
+        # Pairs are made per epoch by load_multimnist_train_val; a caller here wants single images.
+        raise ConfigError('--dataset=multimnist trains and tests through main.py (and draws with tools.figures) '
+                          'only; this command reads single images: give --dataset=mnist')
     else:
         raise ConfigError('unknown --dataset=%s; choose one of: %s' % (cfg.dataset, ', '.join(config.DATASETS)))
     return readers.conform(dataset, image_size, channels, cfg.data_dir)
@@ -350,3 +354,100 @@ def random_shift(images, max_shift, seed):
     cols = offsets[:, 1:] + tf.range(width)[None, :]                               # [B, W]
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)                        # [B, H, W + 2s, C]
     return tf.gather(cropped, cols, axis=2, batch_dims=1)                          # [B, H, W, C]
+
+
+# --- MultiMNIST (section 6): pairs of MNIST digits made by readers/multimnist.py ----------------------
+
+MULTIMNIST = 'multimnist'
+# The MNIST files' checksums apply: MultiMNIST is made from them, not stored.
+MULTIMNIST_SOURCE = 'mnist'
+
+
+def multimnist_spec():
+    """The input spec of MultiMNIST: one gray 36 x 36 canvas, ten classes."""
+    from readers import multimnist
+    return config.InputSpec(multimnist.CANVAS_SIDE, multimnist.CANVAS_SIDE, 1, NUM_CLASSES)
+
+
+def multimnist_spec_record():
+    """What flags.json keeps of a MultiMNIST run's input (as spec_record does for the other datasets)."""
+    spec = multimnist_spec()
+    record = dataclasses.asdict(spec)
+    record.update(image_height=spec.height, image_width=spec.width,
+                  class_names=[str(k) for k in range(NUM_CLASSES)])
+    return record
+
+
+def load_multimnist_train_val(cfg):
+    """((train digits uint8 [N, 28, 28], labels [N]), validation Pairs): the MNIST training file split
+    as for MNIST (the last --val_size images validate), the validation images paired among themselves
+    once, by readers.multimnist.VALIDATION_SEED, one pair per image. The training digits are paired
+    afresh at each epoch (epoch_pairs)."""
+    from readers import multimnist
+    (train_x, train_y), (val_x, val_y) = load_train_val(cfg.data_dir, cfg.val_size, MULTIMNIST_SOURCE,
+                                                        cfg.verify_data)
+    for name, labels in (('training', train_y), ('validation', val_y)):
+        if len(np.unique(labels)) < 2:
+            raise DataError('--val_size=%d leaves the %s images of %s a single class; MultiMNIST pairs need '
+                            'two classes: give another --val_size' % (cfg.val_size, name, cfg.data_dir))
+    val = multimnist.fixed_pairs(val_x, val_y, multimnist.VALIDATION_SEED, count=len(val_x))
+    return (train_x, train_y.astype(np.int64)), val
+
+
+def load_multimnist_test(cfg):
+    """(the fixed test Pairs, the plain test digits uint8 [N, 28, 28], their labels [N]) of the MNIST
+    test file: one pair per test image (10 000 for MNIST), drawn by readers.multimnist.TEST_SEED, the
+    same for every run."""
+    from readers import multimnist
+    test_x, test_y = load_split(cfg.data_dir, 'test', MULTIMNIST_SOURCE, cfg.verify_data)
+    pairs = multimnist.fixed_pairs(test_x, test_y, multimnist.TEST_SEED, count=len(test_x))
+    return pairs, test_x, test_y.astype(np.int64)
+
+
+class PairPipeline:
+    """InputPipeline for MultiMNIST: the merged images with the four arrays that go with them.
+
+    Each initialize() call feeds one set of readers.multimnist.Pairs (an epoch's, or the fixed
+    validation ones), in `order` when given, batched, the first skip_batches skipped (a resumed epoch),
+    scaled to [0, 1] and prefetched. No shifts or crops: the generator already moved each digit.
+    images, digit_a, digit_b: float32 [B, 36, 36, 1]; labels (the first digit's), labels_b: int32 [B].
+    """
+
+    def __init__(self, batch_size, drop_remainder, num_threads=8, name='input', side=36):
+        shape = [None, side, side]
+        with tf1.name_scope(name):
+            self._arrays = {'images': tf1.placeholder(tf.uint8, shape, 'images'),
+                            'labels_a': tf1.placeholder(tf.int64, [None], 'labels_a'),
+                            'labels_b': tf1.placeholder(tf.int64, [None], 'labels_b'),
+                            'digit_a': tf1.placeholder(tf.uint8, shape, 'digit_a'),
+                            'digit_b': tf1.placeholder(tf.uint8, shape, 'digit_b')}
+            self._skip = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], 'skip_batches')
+            ds = tf.data.Dataset.from_tensor_slices(self._arrays)
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder).skip(self._skip)
+
+            def to_model_input(batch):
+                scaled = lambda key: tf.cast(batch[key], tf.float32)[..., None] / 255.0   # [B, 36, 36, 1]
+                return {'images': scaled('images'), 'digit_a': scaled('digit_a'), 'digit_b': scaled('digit_b'),
+                        'labels_a': tf.cast(batch['labels_a'], tf.int32),
+                        'labels_b': tf.cast(batch['labels_b'], tf.int32)}
+
+            ds = ds.map(to_model_input, num_parallel_calls=num_threads).prefetch(tf.data.AUTOTUNE)
+            self._iterator = tf1.data.make_initializable_iterator(ds)
+            batch = self._iterator.get_next()
+            self.images, self.labels = batch['images'], batch['labels_a']
+            self.labels_b, self.digit_a, self.digit_b = batch['labels_b'], batch['digit_a'], batch['digit_b']
+
+    def pair(self):
+        """The capsNet.Pair of this pipeline's tensors."""
+        import capsNet
+        return capsNet.Pair(self.labels_b, self.digit_a, self.digit_b)
+
+    def initialize(self, sess, pairs, order=None, skip_batches=0, epoch=0):
+        """epoch: unused (nothing here is random); kept so the training loop calls both pipelines alike."""
+        from readers import multimnist
+        feed = multimnist.as_feed(pairs)
+        if order is not None:
+            feed = {key: value[order] for key, value in feed.items()}
+        values = {self._arrays[key]: value for key, value in feed.items()}
+        values[self._skip] = skip_batches
+        sess.run(self._iterator.initializer, values)

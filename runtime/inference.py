@@ -23,6 +23,17 @@ def count_correct(sess, pipeline, model, images, labels):
     return int(np.sum(predict_labels(sess, pipeline, model, images, labels) == labels))
 
 
+def count_pairs_correct(sess, pipeline, model, pairs):
+    """How many MultiMNIST pairs (readers.multimnist.Pairs) have both classes as the two longest capsules."""
+    pipeline.initialize(sess, pairs)
+    correct = 0
+    while True:
+        try:
+            correct += int(sess.run(model.num_correct))
+        except tf.errors.OutOfRangeError:
+            return correct
+
+
 def predict_labels(sess, pipeline, model, images, labels):
     """The predicted class of every example of the arrays: int [N], in order."""
     pipeline.initialize(sess, images, labels)
@@ -196,9 +207,13 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
         spec = InputSpec.from_flags(flags)  # MNIST's 28 x 28 x 1, 10 classes unless the run recorded others
         images = tf1.placeholder(tf.float32, [None, spec.height, spec.width, spec.channels], 'images')
         # Labels only feed the loss; with training=False the decoder is masked by the prediction.
+        # MultiMNIST runs: the two-digit model, whose decoder draws from the two longest capsules
+        # (model.top2); its targets, like the labels, only feed a loss nobody reads here.
+        pair = (capsNet.Pair(tf.zeros(tf.shape(images)[:1], tf.int32), tf.zeros_like(images), tf.zeros_like(images))
+                if flags.get('dataset') == 'multimnist' else None)
         model = capsNet.CapsNet(images, tf.zeros(tf.shape(images)[:1], tf.int32),
                                 capsNet.ModelConfig.from_flags(types.SimpleNamespace(**flags)), training=False,
-                                spec=spec)
+                                spec=spec, pair=pair)
         extra = extend_graph(model, images) if extend_graph else None
         global_step = tf1.train.get_or_create_global_step()
         variables = tf1.global_variables()

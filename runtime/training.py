@@ -18,7 +18,8 @@ from runtime import checkpoints, files, run_record
 from runtime.cli import check_output_folders
 from runtime.errors import NonFiniteLoss, TimeLimitReached, TrainingInterrupted, warn
 from runtime.graceful_stop import GracefulStop, StopRequested, signals_ignored
-from runtime.inference import count_correct
+from readers import multimnist
+from runtime.inference import count_correct, count_pairs_correct
 from runtime.runlock import RunLock
 from runtime.session import precision_note, session_config
 
@@ -42,6 +43,8 @@ def input_options(cfg):
 
 def build_train_graph(cfg):
     """Everything the loop runs: input pipelines, train and eval copies of one model, saver."""
+    if cfg.dataset == utils.MULTIMNIST:
+        return build_pair_train_graph(cfg)
     spec, shapes = input_options(cfg)
     graph = tf.Graph()
     with graph.as_default():
@@ -64,6 +67,32 @@ def build_train_graph(cfg):
             best_saver=checkpoints.weights_saver(graph))
         parts.init = tf1.global_variables_initializer()
     graph.finalize()  # a loop that adds ops every step leaks memory; make that an error instead
+    return parts
+
+
+def build_pair_train_graph(cfg):
+    """build_train_graph for MultiMNIST: PairPipelines feed the merged images with both labels and both
+    digits, and the two model copies are CapsNet's two-digit variant (capsNet.Pair)."""
+    spec, _ = input_options(cfg)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(cfg.seed)
+        model_config = capsNet.ModelConfig.from_flags(cfg)
+        global_step = tf1.train.get_or_create_global_step()
+        train_input = utils.PairPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input', spec.height)
+        eval_input = utils.PairPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input', spec.height)
+        model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True,
+                                spec=spec, pair=train_input.pair())
+        eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
+                                     training=False, reuse=True, spec=spec, pair=eval_input.pair())
+        parts = types.SimpleNamespace(
+            graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
+            train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
+            accuracy=model.accuracy, summary=capsNet.train_summaries(model), eval_model=eval_model,
+            saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints),
+            best_saver=checkpoints.weights_saver(graph))
+        parts.init = tf1.global_variables_initializer()
+    graph.finalize()
     return parts
 
 
@@ -161,11 +190,20 @@ def train(cfg, build_graph=build_train_graph, open_session=open_session, on_sess
     """
     # First: a --results under a file must not cost a data load, nor leave a lock in --logdir.
     check_output_folders((cfg.logdir, '--logdir'), (cfg.results, '--results'))
-    train_data, val_data = utils.load_train_val_data(cfg)
-    (train_x, train_y), (val_x, val_y) = train_data[:2], val_data[:2]
-    # Recorded in flags.json with the other flags: what evaluation, predict.py and the figures rebuild
-    # the network from (sizes, channels, class names), so those need not be given again.
-    cfg.input_spec = utils.spec_record(utils.input_spec(cfg, train_data), train_data)
+    if cfg.dataset == utils.MULTIMNIST and build_graph is not build_train_graph:
+        raise config.ConfigError('--dataset=multimnist trains with main.py only: the towers and clusters of '
+                                 'dist_version build single-digit models')
+    if cfg.dataset == utils.MULTIMNIST:
+        # Training digits (paired afresh each epoch by _epoch_input) and the fixed validation Pairs.
+        (train_x, train_y), val_pairs = utils.load_multimnist_train_val(cfg)
+        val_data = val_pairs
+        cfg.input_spec = utils.multimnist_spec_record()
+    else:
+        train_data, val_data = utils.load_train_val_data(cfg)
+        (train_x, train_y), val_data = train_data[:2], val_data[:2]
+        # Recorded in flags.json with the other flags: what evaluation, predict.py and the figures rebuild
+        # the network from (sizes, channels, class names), so those need not be given again.
+        cfg.input_spec = utils.spec_record(utils.input_spec(cfg, train_data), train_data)
     steps_per_epoch = len(train_x) // cfg.batch_size
     if steps_per_epoch == 0:
         raise config.ConfigError('--batch_size=%d is larger than the %d training images'
@@ -179,13 +217,14 @@ def train(cfg, build_graph=build_train_graph, open_session=open_session, on_sess
         run_record.check_resume(cfg, has_checkpoint=bool(checkpoints.newest_first(cfg.logdir)))
         check_same_input(cfg)
         parts = build_graph(cfg)
-        return _train_loop(cfg, parts, (train_x, train_y), (val_x, val_y), steps_per_epoch, total_steps,
+        return _train_loop(cfg, parts, (train_x, train_y), val_data, steps_per_epoch, total_steps,
                            stop, open_session, on_session_ready)
 
 
 def _train_loop(cfg, parts, train_data, val_data, steps_per_epoch, total_steps, stop, open_session,
                 on_session_ready):
-    (train_x, train_y), (val_x, val_y) = train_data, val_data
+    """val_data: (images, labels), or MultiMNIST's validation Pairs."""
+    train_x, train_y = train_data
     deadline = clock() + 60.0 * cfg.time_limit if cfg.time_limit else None
     with closing_on_this_thread(open_session(parts, cfg)) as sess:
         step, restored = restore_or_initialize(sess, parts, cfg)
@@ -207,9 +246,13 @@ def _train_loop(cfg, parts, train_data, val_data, steps_per_epoch, total_steps, 
         try:
             stop.check()  # a Ctrl-C while the graph was built or restored: stop before the first step
             for epoch, skip, epoch_end in epoch_spans(step, total_steps, steps_per_epoch):
-                parts.train_input.initialize(sess, train_x, train_y,
-                                             utils.epoch_permutation(len(train_x), cfg.seed, epoch), skip,
-                                             epoch=epoch)
+                order = utils.epoch_permutation(len(train_x), cfg.seed, epoch)
+                if cfg.dataset == utils.MULTIMNIST:
+                    # This epoch's pairs, a function of (seed, epoch) alone: a resumed run makes the same.
+                    pairs = multimnist.epoch_pairs(train_x, train_y, cfg.seed, epoch)
+                    parts.train_input.initialize(sess, pairs, order, skip, epoch=epoch)
+                else:
+                    parts.train_input.initialize(sess, train_x, train_y, order, skip, epoch=epoch)
                 bar = tqdm(total=epoch_end - epoch * steps_per_epoch, initial=skip, unit='step',
                            desc='epoch %d/%d' % (epoch + 1, -(-total_steps // steps_per_epoch)),
                            dynamic_ncols=True)
@@ -217,7 +260,7 @@ def _train_loop(cfg, parts, train_data, val_data, steps_per_epoch, total_steps, 
                     while step < epoch_end:
                         step = _train_step(sess, parts, cfg, step, last_saved, logs, writer, bar)
                         if step % cfg.val_sum_freq == 0:
-                            best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
+                            best.offer(sess, step, _validate(sess, parts, step, val_data, logs, writer))
                         stop.check()  # here the step and its rows are complete
                         if deadline is not None and step < total_steps and clock() >= deadline:
                             if step != last_saved:
@@ -228,7 +271,7 @@ def _train_loop(cfg, parts, train_data, val_data, steps_per_epoch, total_steps, 
                     save_checkpoint(sess, parts, cfg, step)
                     last_saved = step
             if step % cfg.val_sum_freq:
-                best.offer(sess, step, _validate(sess, parts, step, val_x, val_y, logs, writer))
+                best.offer(sess, step, _validate(sess, parts, step, val_data, logs, writer))
         except StopRequested:
             if step != last_saved:
                 with signals_ignored():  # a second Ctrl-C must not cut this save short
@@ -264,8 +307,14 @@ def _train_step(sess, parts, cfg, step, last_saved, logs, writer, bar):
     return step
 
 
-def _validate(sess, parts, step, val_x, val_y, logs, writer):
-    accuracy = count_correct(sess, parts.eval_input, parts.eval_model, val_x, val_y) / len(val_x)
+def _validate(sess, parts, step, val_data, logs, writer):
+    if isinstance(val_data, multimnist.Pairs):
+        # MultiMNIST: val_acc is the pair accuracy, a pair right only when its two classes are the two
+        # longest capsules (capsLayer.top2_correct), as the paper scores it.
+        accuracy = count_pairs_correct(sess, parts.eval_input, parts.eval_model, val_data) / len(val_data.merged)
+    else:
+        val_x, val_y = val_data
+        accuracy = count_correct(sess, parts.eval_input, parts.eval_model, val_x, val_y) / len(val_x)
     logs['val_acc'].append(step, accuracy)
     writer.add_summary(scalar_summary('val/accuracy', accuracy), step)
     writer.flush()

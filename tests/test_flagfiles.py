@@ -14,6 +14,8 @@ PRESETS = {
                     leaky_routing=True),
     'smallnorb': dict(dataset='smallnorb', data_dir='data/smallnorb', image_size='48x48', crop='32x32',
                       val_size=2430),
+    'multimnist': dict(dataset='multimnist', stop_gradient_routing=False,
+                       lr_schedule='exponential', epoch=1091),
 }
 
 

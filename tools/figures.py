@@ -4,6 +4,7 @@
                                            #                              results/perturbation.png
     python -m tools.figures --checkpoint=best    # the checkpoint validation chose
     python -m tools.figures --logdir=L --results=R --dataset=fashion-mnist
+    python -m tools.figures --logdir=L --results=R    # a MultiMNIST run: results/multimnist_reconstructions.png
 
 Takes the same flags as main.py; the model, its input size, channels, crop and class names come from
 the run's flags.json, as for --is_training=False (give --dataset and --data_dir of its test images).
@@ -222,10 +223,36 @@ def draw_multimnist(merged, recon_a, recon_b, true_labels, predicted_labels, pai
     return figure
 
 
+# Fixed test pairs searched for right and wrong examples: enough to find six wrong ones at the
+# paper's 5 % error, and a forward pass of a few seconds.
+MULTIMNIST_SEARCHED = 1000
+
+
+def multimnist_figure(cfg):
+    """Fig. 5 of a MultiMNIST run from its checkpoint: the first right and wrong fixed test pairs, each
+    with the two reconstructions from its two longest capsules. Returns {name: path}."""
+    pairs, _, _ = utils.load_multimnist_test(cfg)
+    merged = pairs.merged[:MULTIMNIST_SEARCHED]                                          # [N, 36, 36]
+    with inference.load_model(cfg.logdir, cfg.checkpoint, fallback_flags=cfg) as trained:
+        model = trained.model
+        # The decoder of a restored model (training=False) draws from top2[:, 0] and top2[:, 1].
+        top2, recon_a, recon_b = trained.run([model.top2, model.reconstructions, model.reconstructions_b],
+                                             merged.astype(np.float32) / np.float32(255.0))
+        checkpoint = trained.checkpoint
+    true = np.stack([pairs.labels_a, pairs.labels_b], axis=1)[:len(merged)]              # [N, 2]
+    path = os.path.join(cfg.results, 'multimnist_reconstructions.png')
+    files.write_figure(path, draw_multimnist(merged, recon_a, recon_b, true, top2), DPI)
+    print('wrote %s from %s' % (path, checkpoint))
+    return {'multimnist_reconstructions': path}
+
+
 def make_figures(cfg):
-    """Writes both figures into cfg.results; returns their paths."""
+    """Writes both figures (Fig. 5 for a MultiMNIST run) into cfg.results; returns their paths."""
     from evaluation.evaluate import trained_flags
-    test = utils.load_test_set(cfg, trained_flags(cfg))  # prepared as the run's training images were
+    flags = trained_flags(cfg)
+    if flags.get('dataset', cfg.dataset) == utils.MULTIMNIST:
+        return multimnist_figure(cfg)
+    test = utils.load_test_set(cfg, flags)  # prepared as the run's training images were
     images, labels = test.images, test.labels
     if len(images) < RECONSTRUCTION_GRID ** 2:
         raise UserError('the test set of %s has %d images; the figures need at least %d'
