@@ -1,9 +1,12 @@
 """Files the project writes: atomic writes, the metric CSVs and PNGs (through matplotlib). No TensorFlow here."""
 import contextlib
 import io
+import json
 import os
 
 import numpy as np
+
+from runtime.errors import UserError
 
 
 @contextlib.contextmanager
@@ -133,3 +136,15 @@ def write_figure(path, figure, dpi):
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', dpi=dpi, metadata={'Software': None})
     atomic_write(path, buffer.getvalue())
+
+
+def read_json(path, default, fix):
+    """The JSON in path; `default` when there is no such file; a one-line UserError saying `fix` when
+    it cannot be read or parsed."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default
+    except (OSError, ValueError) as e:
+        raise UserError('cannot read %s (%s); %s' % (path, type(e).__name__, fix)) from None

@@ -16,7 +16,7 @@ import time
 
 import config
 from runtime import files
-from runtime.errors import ConfigError, UserError
+from runtime.errors import ConfigError
 
 FLAGS_FILE = 'flags.json'
 SESSIONS_FILE = 'sessions.json'
@@ -26,15 +26,9 @@ IDENTITY_FLAGS = tuple(f.name for f in dataclasses.fields(config.ModelConfig)) +
 
 
 def read_json(path, default=None):
-    """The JSON in path, `default` if there is no such file; a one-line UserError if it cannot be read."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return default
-    except (OSError, ValueError) as e:
-        raise UserError('cannot read %s (%s); restore it from a copy of the run, or delete it (a deleted '
-                        'flags.json is written anew from the flags given)' % (path, type(e).__name__)) from None
+    """The JSON of a run record, `default` if there is no such file; a one-line UserError if damaged."""
+    return files.read_json(path, default, 'restore it from a copy of the run, or delete it (a deleted '
+                                          'flags.json is written anew from the flags given)')
 
 
 def differences(recorded, cfg):

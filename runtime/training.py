@@ -59,14 +59,19 @@ def build_train_graph(cfg):
                                 spec=spec)
         eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
                                      training=False, reuse=True, spec=spec)
-        parts = types.SimpleNamespace(
-            graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
-            train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
-            accuracy=model.accuracy, summary=capsNet.train_summaries(model), eval_model=eval_model,
-            saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints),
-            best_saver=checkpoints.weights_saver(graph))
-        parts.init = tf1.global_variables_initializer()
+        parts = _loop_parts(cfg, graph, global_step, train_input, eval_input, model, eval_model)
     graph.finalize()  # a loop that adds ops every step leaks memory; make that an error instead
+    return parts
+
+
+def _loop_parts(cfg, graph, global_step, train_input, eval_input, model, eval_model):
+    """What the loop runs, from the pipelines and the two model copies (call inside graph)."""
+    parts = types.SimpleNamespace(
+        graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
+        train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
+        accuracy=model.accuracy, summary=capsNet.train_summaries(model), eval_model=eval_model,
+        saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints), best_saver=checkpoints.weights_saver(graph))
+    parts.init = tf1.global_variables_initializer()
     return parts
 
 
@@ -85,13 +90,7 @@ def build_pair_train_graph(cfg):
                                 spec=spec, pair=train_input.pair())
         eval_model = capsNet.CapsNet(eval_input.images, eval_input.labels, model_config,
                                      training=False, reuse=True, spec=spec, pair=eval_input.pair())
-        parts = types.SimpleNamespace(
-            graph=graph, global_step=global_step, train_input=train_input, eval_input=eval_input,
-            train_op=capsNet.build_train_op(model, global_step), loss=model.total_loss,
-            accuracy=model.accuracy, summary=capsNet.train_summaries(model), eval_model=eval_model,
-            saver=tf1.train.Saver(max_to_keep=cfg.keep_checkpoints),
-            best_saver=checkpoints.weights_saver(graph))
-        parts.init = tf1.global_variables_initializer()
+        parts = _loop_parts(cfg, graph, global_step, train_input, eval_input, model, eval_model)
     graph.finalize()
     return parts
 

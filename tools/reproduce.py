@@ -167,13 +167,7 @@ class Reproduction:
 
 
 def read_json(path, default):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return default
-    except (OSError, ValueError) as e:
-        raise UserError('cannot read %s (%s); delete it to rebuild it' % (path, type(e).__name__)) from None
+    return files.read_json(path, default, 'delete it to rebuild it')
 
 
 def final_step(logdir):
