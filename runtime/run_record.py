@@ -53,6 +53,18 @@ def check_resume(cfg, has_checkpoint):
         raise ConfigError('%s holds a run trained with %s; resume it with those flags, or give a new '
                           '--logdir to train another run' % (cfg.logdir, ', '.join(
                               '--%s=%s (now %s)' % item for item in changed)))
+    # --image_size, --channels and --crop change what the weights mean even where their shapes fit.
+    before, now = recorded.get('input_spec'), getattr(cfg, 'input_spec', None)
+    if before and now and before != now:
+        raise ConfigError('%s holds a run trained on %s, but the data and flags now give %s; resume it with '
+                          'its --image_size/--channels/--crop and data, or give a new --logdir'
+                          % (cfg.logdir, _describe_input(before), _describe_input(now)))
+
+
+def _describe_input(spec):
+    return '%dx%dx%d crops of %dx%d images, classes %s' % (
+        spec['height'], spec['width'], spec['channels'], spec['image_height'], spec['image_width'],
+        ','.join(spec['class_names']))
 
 
 def start_session(cfg, step):

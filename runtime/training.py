@@ -165,21 +165,6 @@ def epoch_spans(step, total_steps, steps_per_epoch):
         step = end
 
 
-def check_same_input(cfg):
-    """Refuses (exit 2) to resume a run on inputs of another size, channels or classes: --image_size,
-    --channels and --crop change what the weights mean even where their shapes still fit."""
-    if not checkpoints.newest_first(cfg.logdir):
-        return
-    recorded = run_record.read_json(os.path.join(cfg.logdir, run_record.FLAGS_FILE))
-    before = recorded.get('input_spec') if isinstance(recorded, dict) else None
-    if before and before != cfg.input_spec:
-        describe = lambda r: '%dx%dx%d crops of %dx%d images, classes %s' % (
-            r['height'], r['width'], r['channels'], r['image_height'], r['image_width'], ','.join(r['class_names']))
-        raise config.ConfigError('%s holds a run trained on %s, but the data and flags now give %s; resume '
-                                 'it with its --image_size/--channels/--crop and data, or give a new --logdir'
-                                 % (cfg.logdir, describe(before), describe(cfg.input_spec)))
-
-
 def train(cfg, build_graph=build_train_graph, open_session=open_session, on_session_ready=None):
     """Trains for cfg.epoch epochs (or cfg.max_steps steps); resumes from the newest checkpoint.
 
@@ -214,7 +199,6 @@ def train(cfg, build_graph=build_train_graph, open_session=open_session, on_sess
     with run_locks(cfg), GracefulStop() as stop:
         # Before the graph is built: a resume with other model or data-order flags changes nothing.
         run_record.check_resume(cfg, has_checkpoint=bool(checkpoints.newest_first(cfg.logdir)))
-        check_same_input(cfg)
         parts = build_graph(cfg)
         return _train_loop(cfg, parts, (train_x, train_y), val_data, steps_per_epoch, total_steps,
                            stop, open_session, on_session_ready)
