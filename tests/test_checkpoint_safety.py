@@ -12,6 +12,7 @@ import tensorflow as tf
 from conftest import run_main, tiny_run_args
 
 import capsNet
+import config
 from runtime import checkpoints, errors, inference
 
 tf1 = tf.compat.v1
@@ -88,10 +89,19 @@ def test_checkpoint_found_after_the_logdir_was_moved(small_data, trained, tmp_pa
 
 
 @pytest.mark.slow
-def test_other_iter_routing_is_fine_for_evaluation(small_data, trained, tmp_path, capsys):
-    copy_of(trained, tmp_path)
+def test_evaluation_routes_as_the_run_was_trained_whatever_the_command_line_says(small_data, trained, tmp_path,
+                                                                                capsys):
+    logdir = copy_of(trained, tmp_path)
     assert run_main(tiny_run_args(small_data, tmp_path, '--is_training=False', '--iter_routing', '1')) == 0
     assert 'at step 10' in capsys.readouterr().out
+    given = config.parse(tiny_run_args(small_data, tmp_path, '--iter_routing', '1'))
+    # flags.json decides: the model routes 3 times, as trained, not once as the command line asks.
+    with inference.load_model(str(logdir), 'latest', fallback_flags=given) as trained_model:
+        assert trained_model.model.config.iter_routing == 3
+    # Without flags.json the command line's flags build the model (said in a note): then it routes once.
+    (logdir / 'flags.json').unlink()
+    with inference.load_model(str(logdir), 'latest', fallback_flags=given, warn=lambda m: None) as fallback:
+        assert fallback.model.config.iter_routing == 1
 
 
 @pytest.mark.slow
