@@ -16,7 +16,6 @@ made from the committed records alone, so the same command on a clean checkout c
 import json
 import os
 import re
-import statistics
 import sys
 
 import matplotlib
@@ -25,7 +24,7 @@ from matplotlib.figure import Figure
 import config
 from runtime import files
 from runtime.errors import UserError, run_cli
-from tools import provenance
+from tools import provenance, reproduce
 
 RECORDS = os.path.join('docs', 'results')
 FIGURE = os.path.join('docs', 'figures', 'paper_val_curves.png')
@@ -251,15 +250,6 @@ def hardware_cell(record):
     return ' / '.join(dict.fromkeys(names)) or '-'
 
 
-def mean_sd(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return '-'
-    if len(values) == 1:
-        return '%.2f %% (n=1)' % (100 * values[0])
-    return '%.2f ± %.2f %% (n=%d)' % (100 * statistics.mean(values), 100 * statistics.stdev(values), len(values))
-
-
 def results_table(records):
     lines = ['| run | epochs | precision | hardware | best val (step) | test, val-selected | test, final |',
              '|---|---|---|---|---|---|---|']
@@ -269,9 +259,9 @@ def results_table(records):
         lines.append(table_row(r))
     if seeds:
         lines.append('| **mean ± sd over seeds** | | | | %s | %s | %s |' % (
-            mean_sd([s['best'].get('val_acc') for s in seeds]),
-            mean_sd([(tests_of(s)[0] or {}).get('test_acc') for s in seeds]),
-            mean_sd([(tests_of(s)[1] or {}).get('test_acc') for s in seeds])))
+            reproduce.mean_sd([s['best'].get('val_acc') for s in seeds], ' %'),
+            reproduce.mean_sd([(tests_of(s)[0] or {}).get('test_acc') for s in seeds], ' %'),
+            reproduce.mean_sd([(tests_of(s)[1] or {}).get('test_acc') for s in seeds], ' %')))
     # Other runs of the preset (an earlier precision, a transcribed record) after the mean, not in it.
     lines += [table_row(r) for r in others]
     return '\n'.join(lines) + '\n'

@@ -226,13 +226,15 @@ def percent(x):
     return '-' if x is None else '%.2f' % (100 * x)
 
 
-def mean_sd(values):
+def mean_sd(values, unit=''):
+    """'98.50 ± 0.71 (n=2)' of accuracies in [0, 1] as percent (None skipped); unit follows the numbers."""
     values = [v for v in values if v is not None]
     if not values:
         return '-'
     if len(values) == 1:
-        return '%.2f (n=1)' % (100 * values[0])
-    return '%.2f ± %.2f (n=%d)' % (100 * statistics.mean(values), 100 * statistics.stdev(values), len(values))
+        return '%.2f%s (n=1)' % (100 * values[0], unit)
+    return '%.2f ± %.2f%s (n=%d)' % (100 * statistics.mean(values), 100 * statistics.stdev(values), unit,
+                                    len(values))
 
 
 def table_markdown(rows):
