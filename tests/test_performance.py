@@ -131,9 +131,11 @@ def test_bfloat16_flag_rewrites_convolutions_and_matmuls_where_onednn_runs(tiny_
     onednn, ops = bfloat16_ops(tiny_mnist, tmp_path / 'default', 'bfloat16')
     if not onednn:
         assert ops == []  # the flag is accepted but changes nothing: every op stays float32
-        pytest.skip('oneDNN is off in this TensorFlow on this CPU (no AVX-512/AMX, TF_ENABLE_ONEDNN_OPTS '
-                    'unset), so --precision bfloat16 rewrites no op; with TF_ENABLE_ONEDNN_OPTS=1 see '
-                    'test_bfloat16_rewrite_with_onednn_forced_on')
+        forced = os.environ.get('TF_ENABLE_ONEDNN_OPTS')
+        why = ('TF_ENABLE_ONEDNN_OPTS=%s' % forced if forced is not None
+               else 'no AVX-512/AMX on this CPU, TF_ENABLE_ONEDNN_OPTS unset')
+        pytest.skip('oneDNN is off in this TensorFlow (%s), so --precision bfloat16 rewrites no op; with '
+                    'TF_ENABLE_ONEDNN_OPTS=1 see test_bfloat16_rewrite_with_onednn_forced_on' % why)
     assert op_families(ops) >= {'conv', 'matmul', 'cast'}, ops
 
 
