@@ -73,6 +73,9 @@ def test_time_limit_interrupt_and_rerun_never_test_a_checkpoint_twice(tiny_mnist
         assert all(entry['images'] == 60 for entry in record.values())
         sessions = json.loads((out / ('seed%d' % seed) / 'run.json').read_text())['sessions']
         assert [s['exit_code'] for s in sessions] == [75, 0, 0]  # the third one found it trained
+        # Each session's steps continue where the one before stopped: the pace the report reads.
+        ranges = [s['steps'] for s in sessions]
+        assert ranges[0][0] == 0 and 0 < ranges[0][1] < 6 and ranges[1] == [ranges[0][1], 6] and ranges[2] == [6, 6]
 
     # 4. The table: one row per seed and mean +- sd, as Markdown and CSV.
     rows = list(csv.DictReader(io.StringIO((out / 'results.csv').read_text())))

@@ -92,6 +92,8 @@ class Reproduction:
                                        if self.args.time_limit else [])
         record_path = os.path.join(self.folder(seed), RUN_RECORD)
         record = read_json(record_path, {'sessions': []})
+        logdir = os.path.join(self.folder(seed), 'logdir')
+        first_step = final_step(logdir) or 0
         start = time.monotonic()
         code = None
         # Before training: the load average then says what else shared the machine, not the run itself.
@@ -101,7 +103,10 @@ class Reproduction:
         finally:
             # Every training session counts in the wall time, also one cut short by Ctrl-C. 'hardware'
             # stays the one-line string older records hold; 'machine' has the parsed details.
+            # The steps it trained (from, to) with wall_s give the pace of this machine, which says how
+            # long the unfinished seeds still need.
             record['sessions'].append({'wall_s': round(time.monotonic() - start, 1), 'exit_code': code,
+                                       'steps': [first_step, final_step(logdir) or first_step],
                                        'commit': provenance.commit(), 'hardware': machine['summary'],
                                        'machine': machine,
                                        'started': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
