@@ -671,7 +671,7 @@ def read_bytes(path):
 
 def build_parser():
     p = config.command_parser('Collect a run\'s records into docs/results/, draw their curves, rewrite the '
-                              'results tables.')
+                              'results, speed and robustness tables of the docs from the records.')
     p.add_argument('--collect', metavar='RUN_FOLDER', help='a run\'s folder (OUT/seedN of tools.reproduce)')
     p.add_argument('--as', dest='name', metavar='NAME', help='the record to write: docs/results/NAME, e.g. paper/seed1')
     p.add_argument('--check', action='store_true', help='write nothing; exit 1 when a doc lags the records')
