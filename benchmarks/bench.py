@@ -30,7 +30,8 @@ CSV_COLUMNS = ['measurement', 'implementation', 'value', 'unit', 'batch_size', '
 # The machine on every row, so that rows from several machines concatenated into one table stay
 # apart: a Zen 3 and a Zen 5 share the name "AMD EPYC" and differ 5x in speed.
 MACHINE_COLUMNS = ['cpu_model', 'microarchitecture', 'family_model', 'isa', 'cores', 'onednn', 'load_before']
-CSV_COLUMNS += MACHINE_COLUMNS
+# The code that was measured, so that a CSV committed as a record says which commit its figures are of.
+CSV_COLUMNS += MACHINE_COLUMNS + ['commit']
 
 # The speed ideas of --ideas: name -> overrides of the training child's settings.
 IDEAS = {
@@ -398,8 +399,9 @@ def machine_columns(machine, load_before):
             'onednn': '' if onednn is None else ('on' if onednn else 'off'), 'load_before': '%.2f' % load_before}
 
 
-def report(args, figures, load_before, machine=None):
-    """The table printed to stdout and the CSV rows, from one run's figures and the machine's record."""
+def report(args, figures, load_before, machine=None, commit=None):
+    """The table printed to stdout and the CSV rows, from one run's figures, the machine's record and
+    the commit of the measured code (read here when not given)."""
     from tools import provenance
     out = io.StringIO()
     rows = []
@@ -409,7 +411,8 @@ def report(args, figures, load_before, machine=None):
         machine['onednn'] = figures['project']['onednn']
         machine['summary'] = provenance.summary(machine)
     common = dict(batch_size=args.batch_size, iter_routing=args.iter_routing,
-                  precision=args.precision, device=args.device, **machine_columns(machine, load_before))
+                  precision=args.precision, device=args.device, **machine_columns(machine, load_before),
+                  commit=commit or provenance.commit())
 
     def row(measurement, implementation, value, unit, **changes):
         rows.append(dict(common, measurement=measurement, implementation=implementation,
@@ -424,6 +427,7 @@ def report(args, figures, load_before, machine=None):
       % (args.batch_size, args.steps, args.warmup, args.iter_routing, args.device, args.precision,
          ', XLA' if args.xla else '', load_before))
     p('CPU: %s' % machine['summary'])
+    p('commit: %s' % common['commit'])
     p()
     p('FLOPs per image, from the layer shapes (2 x multiply-adds):')
     p('  %-13s %-38s %12s %12s' % ('layer', 'shape', 'forward MF', 'backward MF'))
@@ -599,12 +603,13 @@ def main(argv=None):
     load_before = os.getloadavg()[0]
     from tools import provenance
     machine = provenance.machine()  # before the children, like the load
+    measured_commit = provenance.commit()  # before the children too: the code they will run
     try:
         figures = measure(args, log=lambda m: print(m, file=sys.stderr, flush=True))
     except BenchError as e:
         print('error: %s' % e, file=sys.stderr)
         return 1
-    text, rows = report(args, figures, load_before, machine)
+    text, rows = report(args, figures, load_before, machine, measured_commit)
     print(text, end='')
     write_csv(args.csv, rows)
     print('figures written to %s' % args.csv)

@@ -88,7 +88,7 @@ def test_report_names_the_machine_in_its_header_and_on_every_csv_row(tmp_path):
     from tools import provenance
     args = bench.parse_args(['--quick'])
     machine = provenance.machine(ZEN5, cores=2, load=(0.7, 0.6, 0.5), onednn=(None, 'unknown'))
-    text, rows = bench.report(args, fake_figures(), 0.7, machine)
+    text, rows = bench.report(args, fake_figures(), 0.7, machine, commit='abc1234+uncommitted')
     # oneDNN was unknown in the parent; the training child, which had TensorFlow loaded, says it is on.
     assert 'CPU: AMD EPYC 9B45 128-Core Processor x 2 (Zen 5, family 26 model 2; AVX2 AVX-512F ' \
            'AVX-512 BF16; oneDNN on)' in text
@@ -99,6 +99,16 @@ def test_report_names_the_machine_in_its_header_and_on_every_csv_row(tmp_path):
     assert {(r['cpu_model'], r['microarchitecture'], r['family_model'], r['isa'], r['cores'], r['onednn'],
              r['load_before']) for r in written} == {('AMD EPYC 9B45 128-Core Processor', 'Zen 5', '26/2',
                                                       'AVX2 AVX-512F AVX-512 BF16', '2', 'on', '0.70')}
+    # The measured code's commit, dirty mark included, is in the header and on every row.
+    assert 'commit: abc1234+uncommitted' in text
+    assert {r['commit'] for r in written} == {'abc1234+uncommitted'}
+
+
+def test_report_reads_the_checkouts_commit_when_none_is_given(monkeypatch):
+    from tools import provenance
+    monkeypatch.setattr(provenance, 'commit', lambda: 'fed4321')
+    _, rows = bench.report(bench.parse_args(['--quick']), fake_figures(), 0.5)
+    assert rows and {r['commit'] for r in rows} == {'fed4321'}
 
 
 def test_fastest_precision_needs_onednn_and_bfloat16_units():

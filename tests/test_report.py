@@ -3,6 +3,7 @@ curves drawn from them byte for byte the same each time, and the docs' tables re
 their markers, so that the docs and the committed records cannot silently disagree."""
 import json
 import os
+import re
 
 import pytest
 from conftest import ROOT
@@ -155,3 +156,146 @@ def test_hardware_cell_names_only_the_sessions_about_json_describes():
                            {'hardware': 'AMD EPYC x 2'}]}
     assert report.hardware_cell(record) == ('AMD EPYC Zen 5 x 2 (AVX-512 BF16) / Intel(R) Xeon(R) Processor x 2 / '
                                             'Xeon x 2 (Emerald Rapids; AMX)')
+
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmark and robustness records
+
+def write_bench_record(root, name='xeon-test', yardstick=True):
+    """A benchmark record as it is kept: the CSV the benchmark itself writes (from made-up figures on a
+    made-up Sapphire Rapids), an about.json and a yardstick.csv."""
+    from test_bench import fake_figures
+    from test_provenance import SAPPHIRE_RAPIDS
+
+    from benchmarks import bench
+    from tools import provenance
+    figures = fake_figures()
+    figures['project']['infer_large_batch_images_per_s'] = 250.0
+    figures['project']['profile'] = {'_MklNativeConv2DBackpropInput': [300.0, 1], 'Cast': [100.0, 39]}
+    figures['fastest'] = ('bfloat16', {'train_images_per_s': 128.0, 'infer_images_per_s': 500.0,
+                                       'train_peak_rss_mb': 1000.0})
+    figures['ideas'] = {'parent-major routing (project)': dict(figures['project']),
+                        'threads intra 1, inter 1': {'train_images_per_s': 32.0, 'infer_images_per_s': 300.0,
+                                                     'train_peak_rss_mb': 950.0}}
+    machine = provenance.machine(SAPPHIRE_RAPIDS, cores=2, load=(0.42, 0.3, 0.2), onednn=(True, 'tensorflow'))
+    _, rows = bench.report(bench.parse_args(['--quick']), figures, 0.42, machine, commit='1234abc')
+    folder = root / 'docs' / 'results' / 'bench' / name
+    bench.write_csv(str(folder / 'bench.csv'), rows)
+    (folder / 'about.json').write_text(json.dumps({
+        'label': 'test pass', 'command': 'python -m benchmarks.bench --quick', 'date': '2026-12-02 01:00 UTC',
+        'beside': 'nothing', 'yardstick': {'command': 'python time_lean_capsnet.py', 'load': 'at its end'}}))
+    if yardstick:
+        (folder / 'yardstick.csv').write_text(
+            'implementation,mode,precision,images_per_s,load\n'
+            'lean PyTorch CapsNet (torch 9.9),training,float32,32.0,0.5\n'
+            'lean PyTorch CapsNet (torch 9.9),inference,bfloat16,250.0,0.5\n')
+    return folder
+
+
+PROVENANCE = ('test pass (`1234abc`): Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz x 2 (Sapphire Rapids, family 6 '
+              'model 143; AVX2 AVX-512F AVX-512 BF16 AMX AMX BF16; oneDNN on)')
+
+
+def test_benchmark_tables_show_a_records_figures_and_name_where_they_come_from(tmp_path):
+    write_bench_record(tmp_path)
+    records = report.load_bench_records(str(tmp_path))
+    speed = report.speed_table(records)
+    # --quick times batch 4; shares are of the same precision's matmul rate (100 and 400 GFLOP/s made up).
+    from benchmarks import bench
+    forward, training = bench.flops_per_image(3)
+    assert '| test pass (`1234abc`) | float32 | 64.0 | 200.0 | 250.0 (batch 8) | 100.0 | %s | %s | 900 |' % (
+        report.percent(64 * training / 1e9 / 100, 0), report.percent(200 * forward / 1e9 / 100, 0)) in speed
+    assert '| test pass (`1234abc`) | bfloat16 | 128.0 | 500.0 | - | 400.0 | %s | %s | 1000 |' % (
+        report.percent(128 * training / 1e9 / 400, 0), report.percent(500 * forward / 1e9 / 400, 0)) in speed
+    # The caption line: CPU model, microarchitecture, instruction sets, oneDNN, precision, commit,
+    # command and load.
+    assert PROVENANCE + '; precision float32, then bfloat16; `python -m benchmarks.bench --quick`; ' \
+                        'load average 0.42 before it; beside it nothing; 2026-12-02 01:00 UTC.' in speed
+    yardstick = report.yardstick_table(records)
+    assert '| test pass (`1234abc`) | training, float32 | 64.0 | 32.0 | 2.00× |' in yardstick
+    assert '| test pass (`1234abc`) | inference, bfloat16 | 500.0 | 250.0 | 2.00× |' in yardstick
+    assert 'lean PyTorch CapsNet (torch 9.9)' in yardstick and '`python time_lean_capsnet.py`' in yardstick
+    baseline = report.baseline_table(records)
+    assert '| test pass (`1234abc`) | training images/s | 64.0 | 64.0 | 1.00× |' in baseline
+    assert '| input pipeline alone, images/s | 5 000 = 78× training |' in baseline
+    profile = report.profile_table(records)
+    assert '| `_MklNativeConv2DBackpropInput` | 300.0 ms (75.0 %) |' in profile
+    assert '| `Cast` | 100.0 ms (25.0 %) |' in profile and PROVENANCE in profile
+    ideas = report.ideas_table(records)
+    # An idea's name with a comma survives the CSV's quoting; ratios are to the project's idea row.
+    assert '| test pass (`1234abc`) | threads intra 1, inter 1 | 32.0 | 0.50× | 300.0 | 1.50× |' in ideas
+
+
+def test_a_record_without_a_yardstick_or_a_baseline_leaves_those_tables_empty(tmp_path):
+    write_bench_record(tmp_path, yardstick=False)
+    records = report.load_bench_records(str(tmp_path))
+    assert 'test pass' not in report.yardstick_table(records)
+    assert 'test pass' in report.speed_table(records)
+
+
+def test_robustness_table_shows_the_record_with_its_provenance(tmp_path):
+    from evaluation import robustness
+    folder = tmp_path / 'docs' / 'results' / 'robustness' / 'model-a'
+    folder.mkdir(parents=True)
+    labels = [0, 1, 2, 3]
+    robustness.write_report(str(folder / 'robustness.csv'), labels, [0, 1, 2, 3], [0, 1, 2, 0], seed=77)
+    (folder / 'about.json').write_text(json.dumps({
+        'label': 'model A', 'commit': 'cafe123', 'command': 'python main.py --is_training=False --robustness',
+        'precision': 'float32', 'load_before': '0.10', 'machine': {
+            'cpu_model': 'AMD EPYC 9B45', 'microarchitecture': 'Zen 5', 'family_model': '26/2',
+            'isa': 'AVX2 AVX-512F AVX-512 BF16', 'cores': '2', 'onednn': 'on'}}))
+    table = report.robustness_table(report.load_robustness_records(str(tmp_path)))
+    assert '| model A (`cafe123`) | plain | 100.00 % (0 errors) | 4 |' in table
+    assert '| model A (`cafe123`) | affine-warped (seed 77) | 75.00 % (1 errors) | 4 |' in table
+    assert 'model A (`cafe123`): AMD EPYC 9B45 x 2 (Zen 5, family 26 model 2; AVX2 AVX-512F AVX-512 BF16; ' \
+           'oneDNN on); precision float32; `python main.py --is_training=False --robustness`; ' \
+           'load average 0.10 before it.' in table
+
+
+PERFORMANCE_DOC = '''# Performance
+<!-- results:speed begin -->
+<!-- results:speed end -->
+Between.
+<!-- results:yardstick begin -->
+<!-- results:yardstick end -->
+'''
+
+
+def test_a_hand_edited_performance_table_fails_the_check(tmp_path, capsys):
+    write_bench_record(tmp_path)
+    for doc in report.DOCS:
+        (tmp_path / doc).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / doc).write_text(PERFORMANCE_DOC if doc.endswith('performance.md') else '# Doc\n')
+    assert report.main([], root=str(tmp_path)) == 0
+    written = (tmp_path / 'docs' / 'performance.md').read_text()
+    assert '| test pass (`1234abc`) | training, float32 | 64.0 | 32.0 | 2.00× |' in written
+    assert report.main(['--check'], root=str(tmp_path)) == 0
+    # A figure typed over by hand: the check names the doc and leaves it as it is.
+    edited = written.replace('| 64.0 | 32.0 | 2.00× |', '| 70.0 | 32.0 | 2.19× |')
+    (tmp_path / 'docs' / 'performance.md').write_text(edited)
+    capsys.readouterr()
+    assert report.main(['--check'], root=str(tmp_path)) == 1
+    assert 'docs/performance.md differ from the records' in capsys.readouterr().err
+    assert (tmp_path / 'docs' / 'performance.md').read_text() == edited
+
+
+def test_the_committed_docs_are_rewritten_byte_for_byte_from_a_clean_copy(tmp_path):
+    # What python -m tools.report does on a clean checkout: nothing changes, figure included.
+    import shutil
+    shutil.copytree(ROOT / 'docs', tmp_path / 'docs')
+    shutil.copy(ROOT / 'README.md', tmp_path / 'README.md')
+    assert report.regenerate(str(tmp_path)) == []
+
+
+def test_every_committed_record_names_its_machine_commit_and_command():
+    benches = report.load_bench_records(str(ROOT))
+    robustness_records = report.load_robustness_records(str(ROOT))
+    assert benches and robustness_records
+    for record in benches + robustness_records:
+        assert record['about'].get('command') and record['about'].get('date'), record['name']
+        assert re.fullmatch(r'[0-9a-f]{7,}', record['commit']), record['name']
+        assert record['machine'].get('cpu_model') and record['machine'].get('isa'), record['name']
+        assert record['machine'].get('onednn') in ('on', 'off'), record['name']
+        assert record['load_before'] != 'not recorded', record['name']
+    for record in benches:
+        assert record['rows'] and report.project_speed(record, record['precision']), record['name']

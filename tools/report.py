@@ -9,10 +9,19 @@ enough to: its metric CSVs, run.json, flags.json, best.json and tested.json. --c
 into docs/results/NAME/ with machine paths made neutral, so the results survive the machine, and
 refuses to replace a record by one with fewer rows (a stale copy, or another run by mistake).
 
+Benchmark records (docs/results/bench/NAME/) are a `python -m benchmarks.bench` CSV as it was written,
+with an about.json saying what the CSV cannot (the command, what ran beside it; for older CSVs the
+commit and the machine) and, where a lean PyTorch CapsNet was timed beside it, a yardstick.csv.
+Robustness records (docs/results/robustness/NAME/) are the robustness.csv of
+`python main.py --is_training=False --robustness` with the same kind of about.json.
+
 The figure (docs/figures/paper_val_curves.png) and the tables between the marker comments
-`<!-- results:NAME begin -->` and `<!-- results:NAME end -->` of README.md and docs/results.md are
-made from the committed records alone, so the same command on a clean checkout changes nothing.
+`<!-- results:NAME begin -->` and `<!-- results:NAME end -->` of README.md, docs/results.md,
+docs/performance.md and docs/research-extras.md are made from the committed records alone, each with
+the CPU, precision, commit, command and load of the records it shows, so the same command on a clean
+checkout changes nothing.
 """
+import csv
 import json
 import os
 import re
@@ -28,7 +37,10 @@ from tools import provenance, reproduce
 
 RECORDS = os.path.join('docs', 'results')
 FIGURE = os.path.join('docs', 'figures', 'paper_val_curves.png')
-DOCS = ('README.md', os.path.join('docs', 'results.md'))
+DOCS = ('README.md', os.path.join('docs', 'results.md'), os.path.join('docs', 'performance.md'),
+        os.path.join('docs', 'research-extras.md'))
+BENCH_RECORDS = os.path.join(RECORDS, 'bench')
+ROBUSTNESS_RECORDS = os.path.join(RECORDS, 'robustness')
 CSV_NAMES = ('val_acc.csv', 'loss.csv', 'train_acc.csv')
 # Record file -> where it is in a run's folder.
 SOURCES = {'val_acc.csv': 'results/val_acc.csv', 'loss.csv': 'results/loss.csv',
@@ -221,8 +233,8 @@ def load_group(group, root=provenance.ROOT):
 # ---------------------------------------------------------------------------------------------------
 # Tables
 
-def percent(x):
-    return '-' if x is None else '%.2f %%' % (100 * x)
+def percent(x, digits=2):
+    return '-' if x is None else '%.*f %%' % (digits, 100 * x)
 
 
 def tested_cell(entry):
@@ -292,7 +304,11 @@ def peers_table():
 
 def blocks(root=provenance.ROOT):
     """Marker name -> the Markdown that goes between its markers."""
-    return {'paper': results_table(load_group('paper', root)), 'peers': peers_table()}
+    benches = load_bench_records(root)
+    return {'paper': results_table(load_group('paper', root)), 'peers': peers_table(),
+            'speed': speed_table(benches), 'yardstick': yardstick_table(benches),
+            'baseline': baseline_table(benches), 'profile': profile_table(benches), 'ideas': ideas_table(benches),
+            'robustness': robustness_table(load_robustness_records(root))}
 
 
 def rewrite(text, contents, path='the document'):
@@ -309,6 +325,283 @@ def rewrite(text, contents, path='the document'):
         start, stop = text.index(begin) + len(begin), text.index(end)
         text = text[:start] + '\n' + body + text[stop:]
     return text
+
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmark and robustness records
+
+def read_csv_records(path):
+    """The rows of a benchmark, yardstick or robustness CSV as dicts ([] when absent). These are written
+    whole by the csv module, whose fields may be quoted (an idea's name holds a comma), unlike the
+    metric CSVs that files.read_rows reads while a run may still be appending to them."""
+    try:
+        with open(path, newline='') as f:
+            return list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+
+
+def record_folders(base):
+    if not os.path.isdir(base):
+        return []
+    return sorted(os.path.join(base, n) for n in os.listdir(base) if os.path.isdir(os.path.join(base, n)))
+
+
+def by_date(records):
+    """Newest first: the docs lead with the latest measurement, older ones follow for comparison."""
+    return sorted(records, key=lambda r: (r['about'].get('date', ''), r['name']), reverse=True)
+
+
+def load_bench_record(folder):
+    rows = read_csv_records(os.path.join(folder, 'bench.csv'))
+    about = read_json(os.path.join(folder, ABOUT), {})
+    first = rows[0] if rows else {}
+    # A CSV written before the benchmark had machine or commit columns leaves them to about.json.
+    return {'name': os.path.basename(folder), 'about': about, 'rows': rows,
+            'yardstick': read_csv_records(os.path.join(folder, 'yardstick.csv')),
+            'precision': first.get('precision', '-'), 'batch_size': first.get('batch_size', '-'),
+            'machine': first if first.get('cpu_model') else about.get('machine', {}),
+            'commit': first.get('commit') or about.get('commit', 'not recorded'),
+            'load_before': first.get('load_before') or about.get('load_before', 'not recorded')}
+
+
+def load_bench_records(root=provenance.ROOT):
+    return by_date(load_bench_record(f) for f in record_folders(os.path.join(root, BENCH_RECORDS)))
+
+
+def bench_value(record, measurement, implementation):
+    """One figure of a benchmark record at the run's batch (float), None when the run did not measure it."""
+    for row in record['rows']:
+        if (row['measurement'], row['implementation'], row['batch_size']) == (
+                measurement, implementation, record['batch_size']):
+            return float(row['value'])
+    return None
+
+
+def run_precision(record):
+    return [record['precision']]
+
+
+def measured_precisions(record):
+    """The precisions the project was timed in: the run's own, then its fastest-precision run's."""
+    fastest = [row['implementation'].split('@', 1)[1] for row in record['rows']
+               if row['implementation'].startswith('project@')]
+    return list(dict.fromkeys([record['precision']] + fastest))
+
+
+def project_speed(record, precision):
+    """{'train', 'infer', 'matmul', 'train_share', 'infer_share', 'rss'} of the project in one
+    precision in one run, or None. The shares are of that precision's matmul rate in the same run,
+    from the FLOPs per image the run recorded, so every record gets them by the same rule."""
+    own = precision == record['precision']
+    implementation = 'project' if own else 'project@' + precision
+    train = bench_value(record, 'train_images_per_s', implementation)
+    if train is None:
+        return None
+    infer = bench_value(record, 'infer_images_per_s', implementation)
+    matmul = bench_value(record, 'matmul_gflops', precision)
+    rss = bench_value(record, 'train_peak_rss_mb' if own else 'peak_rss_mib', implementation)
+    # main.py's larger evaluation batch is timed in the run's own precision only.
+    large = [(float(row['value']), int(row['batch_size'])) for row in record['rows'] if own
+             and (row['measurement'], row['implementation']) == ('infer_images_per_s', 'project')
+             and row['batch_size'] != record['batch_size']]
+    training_flops = bench_value(record, 'train_flops_per_image', 'model')
+    forward_flops = bench_value(record, 'forward_flops_per_image', 'model')
+
+    def share(images_per_s, flops):
+        return None if None in (images_per_s, flops, matmul) else images_per_s * flops / 1e9 / matmul
+    return {'train': train, 'infer': infer, 'matmul': matmul, 'rss': rss,
+            'infer_large_batch': large[0] if large else None,  # (images/s, batch)
+            'train_share': share(train, training_flops), 'infer_share': share(infer, forward_flops)}
+
+
+def number(x, digits=1):
+    return '-' if x is None else '%.*f' % (digits, x)
+
+
+def ratio(a, b):
+    return '-' if None in (a, b) else '%.2f×' % (a / b)
+
+
+def machine_summary(columns):
+    """The one line of tools.provenance.summary from a benchmark CSV's machine columns (or an
+    about.json 'machine' with the same keys)."""
+    family, _, model = (columns.get('family_model') or '').partition('/')
+    info = {'cpu_model': columns.get('cpu_model') or 'CPU not recorded', 'cores': int(columns.get('cores') or 0),
+            'family': int(family) if family else None, 'model': int(model) if model else None,
+            'microarchitecture': columns.get('microarchitecture') or None,
+            # The CSV joins the instruction sets with spaces, as the summary does: one item keeps them.
+            'isa': [columns['isa']] if columns.get('isa') else [],
+            'onednn': {'on': True, 'off': False}.get(columns.get('onednn'))}
+    return provenance.summary(info)
+
+
+def run_label(record):
+    return '%s (`%s`)' % (record['about'].get('label', record['name']), record['commit'])
+
+
+def caption(record, precisions):
+    """The line that says where a record's figures come from: CPU and instruction sets, oneDNN,
+    precision, commit, command, load and what ran beside it."""
+    about = record['about']
+    command = '`%s`' % about.get('command', 'command not recorded')
+    parts = ['%s: %s' % (run_label(record), machine_summary(record['machine'])),
+             'precision %s' % ', then '.join(precisions),
+             command + (' (%s)' % about['command_note'] if about.get('command_note') else ''),
+             'load average %s before it' % record['load_before']]
+    if about.get('model'):
+        parts.insert(1, about['model'])
+    if about.get('beside'):
+        parts.append('beside it %s' % about['beside'])
+    if about.get('date'):
+        parts.append(about['date'])
+    return '- ' + '; '.join(parts) + '.'
+
+
+def captions(records, precisions_of=measured_precisions, extra=lambda record: ''):
+    return '\n'.join(caption(r, precisions_of(r)) + extra(r) for r in records) + '\n'
+
+
+def batch_of(records):
+    return '/'.join(dict.fromkeys(r['batch_size'] for r in records)) or '-'
+
+
+def speed_table(records):
+    """Training and inference images/s of every benchmark record, per precision, with their share of
+    that precision's matmul rate."""
+    records = [r for r in records if project_speed(r, r['precision'])]
+    lines = ['| run | precision | training images/s | inference images/s | inference at a larger batch '
+             '| matmul GFLOP/s in that precision | training, share of it | inference, share of it '
+             '| peak RSS of training, MiB |', '|---|---|---|---|---|---|---|---|---|']
+    for r in records:
+        for precision in measured_precisions(r):
+            f = project_speed(r, precision)
+            large = '%.1f (batch %d)' % f['infer_large_batch'] if f['infer_large_batch'] else '-'
+            lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+                run_label(r), precision, number(f['train']), number(f['infer']), large, number(f['matmul']),
+                percent(f['train_share'], 0), percent(f['infer_share'], 0), number(f['rss'], 0)))
+    return '\n'.join(lines) + '\n\nBatch %s. Where each row comes from:\n\n' % batch_of(records) + captions(records)
+
+
+def yardstick_table(records):
+    """The project beside the lean PyTorch CapsNet timed right after it, per mode and precision."""
+    records = [r for r in records if r['yardstick']]
+    lines = ['| run | images/s | project | lean PyTorch | project / PyTorch |', '|---|---|---|---|---|']
+    for r in records:
+        for row in r['yardstick']:
+            speed = project_speed(r, row['precision'])
+            mine = speed and speed['train' if row['mode'] == 'training' else 'infer']
+            theirs = float(row['images_per_s'])
+            lines.append('| %s | %s, %s | %s | %s | %s |' % (run_label(r), row['mode'], row['precision'],
+                                                          number(mine), number(theirs), ratio(mine, theirs)))
+
+    def yardstick_caption(r):
+        yardstick = r['about'].get('yardstick', {})
+        return ' Lean PyTorch: %s, %s, `%s`, %s; load average %s (%s).' % (
+            r['yardstick'][0]['implementation'], yardstick.get('what', ''),
+            yardstick.get('command', 'command not recorded'), yardstick.get('when', ''),
+            '/'.join(dict.fromkeys(y['load'] for y in r['yardstick'])), yardstick.get('load', 'when recorded'))
+    return ('\n'.join(lines) + '\n\nBatch %s; `-`: not timed in that run. Where each row comes from:\n\n'
+            % batch_of(records) + captions(records, extra=yardstick_caption))
+
+
+def baseline_table(records):
+    """The project beside the tiled-û baseline of benchmarks/reference_layers.py, in the same run."""
+    records = [r for r in records if bench_value(r, 'train_images_per_s', 'tiled') is not None]
+    lines = ['| run | figure | this project | tiled-û baseline | project / baseline |', '|---|---|---|---|---|']
+    for r in records:
+        for measurement, label, digits in (('train_images_per_s', 'training images/s', 1),
+                                           ('infer_images_per_s', 'inference images/s', 1),
+                                           ('train_peak_rss_mb', 'peak RSS of training, MiB', 0)):
+            mine, tiled = bench_value(r, measurement, 'project'), bench_value(r, measurement, 'tiled')
+            lines.append('| %s | %s | %s | %s | %s |' % (run_label(r), label, number(mine, digits),
+                                                         number(tiled, digits), ratio(mine, tiled)))
+        pipeline = bench_value(r, 'pipeline_images_per_s', 'tf.data')
+        training = bench_value(r, 'train_images_per_s', 'project')
+        lines.append('| %s | input pipeline alone, images/s | %s = %s× training | | |' % (
+            run_label(r), thousands(pipeline), thousands(pipeline / training)))
+        # iter_routing -> seconds; the run's own setting is written twice, with the same value.
+        steps = {int(row['iter_routing']): float(row['value']) for row in r['rows']
+                 if (row['measurement'], row['implementation']) == ('train_step_s', 'project')}
+        lines.append('| %s | training step s, iter_routing %s | %s | | |' % (
+            run_label(r), ' / '.join(map(str, sorted(steps))),
+            ' / '.join('%.3f' % steps[k] for k in sorted(steps))))
+    return ('\n'.join(lines) + '\n\nBatch %s; the baseline runs in float32. Where each row comes from:\n\n'
+            % batch_of(records) + captions(records, precisions_of=run_precision))
+
+
+def profile_table(records):
+    """Op types of one traced training step by summed time, a column per profiled record."""
+    records = [r for r in records if any(row['measurement'] == 'profile_ms' for row in r['rows'])]
+    profiles = [{row['implementation']: float(row['value']) for row in r['rows']
+                 if row['measurement'] == 'profile_ms'} for r in records]
+    ops = list(dict.fromkeys(op for profile in profiles
+                             for op in sorted(profile, key=profile.get, reverse=True)))
+    lines = ['| op type | %s |' % ' | '.join('%s, %s' % (run_label(r), r['precision']) for r in records),
+             '|---|%s' % ('---|' * len(records))]
+    for op in ops:
+        cells = ['%.1f ms (%s)' % (p[op], percent(p[op] / sum(p.values()), 1)) if op in p else '-'
+                 for p in profiles]
+        lines.append('| `%s` | %s |' % (op, ' | '.join(cells)))
+    return ('\n'.join(lines) + '\n\nShares are of the summed time of the listed op types (ops overlap, so '
+            'the sum can exceed the step). Where each column comes from:\n\n'
+            + captions(records, precisions_of=run_precision))
+
+
+PROJECT_IDEA = 'idea: parent-major routing (project)'
+
+
+def ideas_table(records):
+    """The --ideas rows of each record: every idea in its own process, beside the run's project row."""
+    records = [r for r in records if any(row['implementation'].startswith('idea: ') for row in r['rows'])]
+    lines = ['| run | idea | training images/s | vs project | inference images/s | vs project |',
+             '|---|---|---|---|---|---|']
+    for r in records:
+        ideas = list(dict.fromkeys(row['implementation'] for row in r['rows']
+                                   if row['implementation'].startswith('idea: ')))
+        # The ratios are to the project's own idea row, as the benchmark prints them: every row then
+        # comes from a process of its own started the same way.
+        base = PROJECT_IDEA if PROJECT_IDEA in ideas else 'project'
+        train, infer = bench_value(r, 'train_images_per_s', base), bench_value(r, 'infer_images_per_s', base)
+        own_train = bench_value(r, 'train_images_per_s', 'project')
+        own_infer = bench_value(r, 'infer_images_per_s', 'project')
+        lines.append('| %s | the project, the run\'s main measurement | %s | %s | %s | %s |' % (
+            run_label(r), number(own_train), ratio(own_train, train), number(own_infer), ratio(own_infer, infer)))
+        for idea in ideas:
+            idea_train = bench_value(r, 'train_images_per_s', idea)
+            idea_infer = bench_value(r, 'infer_images_per_s', idea)
+            lines.append('| %s | %s | %s | %s | %s | %s |' % (
+                run_label(r), idea[len('idea: '):], number(idea_train), ratio(idea_train, train),
+                number(idea_infer), ratio(idea_infer, infer)))
+    return ('\n'.join(lines) + '\n\nBatch %s. Each idea changes only what its name says, on top of the run\'s own '
+            'settings (its precision included). Where each row comes from:\n\n' % batch_of(records)
+            + captions(records, precisions_of=run_precision))
+
+
+def load_robustness_record(folder):
+    about = read_json(os.path.join(folder, ABOUT), {})
+    return {'name': os.path.basename(folder), 'about': about,
+            'rows': read_csv_records(os.path.join(folder, 'robustness.csv')),
+            'machine': about.get('machine', {}), 'commit': about.get('commit', 'not recorded'),
+            'load_before': about.get('load_before', 'not recorded')}
+
+
+def load_robustness_records(root=provenance.ROOT):
+    return by_date(load_robustness_record(f) for f in record_folders(os.path.join(root, ROBUSTNESS_RECORDS)))
+
+
+def robustness_table(records):
+    """Test accuracy on plain and on affine-warped test images, a row each, per record."""
+    lines = ['| model | test images | accuracy (errors) | images | transform |', '|---|---|---|---|---|']
+    for r in records:
+        for row in r['rows']:
+            condition = 'plain' if row['condition'] == 'plain' else '%s-warped (seed %s)' % (
+                row['condition'], row['seed'])
+            lines.append('| %s | %s | %s | %s | %s |' % (
+                run_label(r), condition,
+                tested_cell({'test_acc': float(row['accuracy']), 'errors': int(row['errors'])}),
+                thousands(row['total']), row['transform']))
+    return '\n'.join(lines) + '\n\n' + captions(records, precisions_of=lambda r: [r['about'].get('precision', '-')])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -378,7 +671,7 @@ def read_bytes(path):
 
 def build_parser():
     p = config.command_parser('Collect a run\'s records into docs/results/, draw their curves, rewrite the '
-                              'results tables.')
+                              'results, speed and robustness tables of the docs from the records.')
     p.add_argument('--collect', metavar='RUN_FOLDER', help='a run\'s folder (OUT/seedN of tools.reproduce)')
     p.add_argument('--as', dest='name', metavar='NAME', help='the record to write: docs/results/NAME, e.g. paper/seed1')
     p.add_argument('--check', action='store_true', help='write nothing; exit 1 when a doc lags the records')
