@@ -123,9 +123,9 @@ def test_one_command_redraws_the_same_figure_and_tables_byte_for_byte(tmp_path, 
     assert {doc: (root / doc).read_text() for doc in report.DOCS} == docs
     table = docs['README.md']
     assert '| seed 1 | 4.0 of 50 (1 716 steps) | bfloat16 | AMD EPYC x 2 | 98.20 % (858) | 99.00 % (100 errors) ' \
-           '| 99.10 % (90 errors) |' in table
-    assert '| seed 2 | 3.0 of 50 (1 287 steps) | bfloat16 | AMD EPYC x 2 | 98.20 % (858) | - | - |' in table
-    assert '| **mean ± sd over seeds** | | | | 98.20 ± 0.00 % (n=2) | 99.00 % (n=1) | 99.10 % (n=1) |' in table
+           '| 99.10 % (90 errors) | 19 734 steps |' in table
+    assert '| seed 2 | 3.0 of 50 (1 287 steps) | bfloat16 | AMD EPYC x 2 | 98.20 % (858) | - | - | 20 163 steps |' in table
+    assert '| **mean ± sd over seeds** | | | | 98.20 ± 0.00 % (n=2) | 99.00 % (n=1) | 99.10 % (n=1) | |' in table
     assert 'Text before, kept as it is.' in table and 'arXiv:1710.09829' in table
     # --check reports a doc that lags the records, and writes nothing.
     (root / 'README.md').write_text(DOC)
@@ -147,6 +147,34 @@ def test_the_original_scripts_curve_is_its_published_routing_3_numbers():
     # Spot values of naturomics/CapsNet-Tensorflow results/mnist/3_iter_val_acc.csv: 4 974 of 4 992 at 5 500.
     assert dict(report.ORIGINAL_SCRIPT_VAL_ACC)[5500] == pytest.approx(4974 / 4992, abs=1e-9)
     assert dict(report.ORIGINAL_SCRIPT_VAL_ACC)[500] == pytest.approx(4932 / 4992, abs=1e-9)
+
+
+def test_time_still_to_train_comes_from_the_pace_of_the_latest_machine_and_covers_unstarted_seeds(tmp_path):
+    records = []
+    for seed, sessions in ((1, [{'hardware': 'old CPU x 2', 'wall_s': 9000.0, 'steps': [0, 900],
+                                 'started': '2026-11-01 10:00 UTC'},
+                                {'hardware': 'new CPU x 2', 'wall_s': 1000.0, 'steps': [900, 1900],
+                                 'started': '2026-12-01 10:00 UTC'},
+                                {'hardware': 'new CPU x 2', 'wall_s': 10.0, 'exit_code': 75,
+                                 'started': '2026-12-02 10:00 UTC'}]),  # an older record: no steps
+                           (3, [{'hardware': 'new CPU x 2', 'wall_s': 2000.0, 'steps': [0, 1000],
+                                 'started': '2026-12-02 11:00 UTC'}])):
+        run = make_run(tmp_path / ('seed%d' % seed))
+        (run / 'run.json').write_text(json.dumps({'sessions': sessions}))
+        report.collect(str(run), 'paper/seed%d' % seed, str(tmp_path))
+        records.append(report.load_record(str(tmp_path / 'docs' / 'results' / 'paper' / ('seed%d' % seed))))
+    # The two sessions on the newest machine: 3 000 s for 2 000 steps; the old machine's slower pace is left out.
+    assert report.pace(records)[:4] == (1.5, 'new CPU x 2', 2, 2000)
+    table = report.results_table(records, planned=[1, 2, 3])
+    lines = table.splitlines()
+    assert [line.split(' | ')[0] for line in lines[2:5]] == ['| seed 1', '| seed 2', '| seed 3']
+    # 21 450 steps in all (50 epochs of 429), 1 287 trained: 20 163 left at 1.5 s a step.
+    assert lines[2].endswith('| 20 163 steps, about 8.4 h |')
+    assert lines[3] == '| seed 2 | not started (0 of 50) | - | - | - | - | - | 21 450 steps, about 8.9 h |'
+    assert 'at 1.50 s a step' in table and 'the 2 latest training sessions on new CPU x 2 (2 000 steps, ' \
+                                          '2026-12-01 to 2026-12-02)' in table
+    assert report.results_table(records[:1], planned=[]).count('| seed') == 1  # no plan: only what exists
+    assert report.still_to_train(0, 1.5) == 'done' and report.pace([]) is None
 
 
 def test_hardware_cell_names_only_the_sessions_about_json_describes():

@@ -222,6 +222,11 @@ def load_record(folder):
     return record
 
 
+def planned_seeds(group, root=provenance.ROOT):
+    """The seeds docs/results/GROUP/about.json says the group is to have ('seeds'), started or not."""
+    return [int(seed) for seed in read_json(os.path.join(root, RECORDS, group, ABOUT), {}).get('seeds', [])]
+
+
 def load_group(group, root=provenance.ROOT):
     """The records of docs/results/GROUP: the seeds' folders (seedN) first by seed, then the others."""
     base = os.path.join(root, RECORDS, group)
@@ -262,24 +267,64 @@ def hardware_cell(record):
     return ' / '.join(dict.fromkeys(names)) or '-'
 
 
-def results_table(records):
-    lines = ['| run | epochs | precision | hardware | best val (step) | test, val-selected | test, final |',
-             '|---|---|---|---|---|---|---|']
+def results_table(records, planned=()):
+    """The seeds' rows (those of `planned` not started yet included), their mean ± sd, then the other
+    runs; the last column is the training time still needed, at the pace the records measured."""
+    lines = ['| run | epochs | precision | hardware | best val (step) | test, val-selected | test, final '
+             '| still to train |', '|---|---|---|---|---|---|---|---|']
     seeds = [r for r in records if r['seed'] is not None]
     others = [r for r in records if r['seed'] is None]
-    for r in seeds:
-        lines.append(table_row(r))
+    measured = pace(seeds)
+    seconds_a_step = measured[0] if measured else None
+    started = {r['seed'] for r in seeds}
+    rows = [(r['seed'], table_row(r, seconds_a_step)) for r in seeds]
+    rows += [(seed, unstarted_row(seed, seeds, seconds_a_step)) for seed in planned if seed not in started]
+    lines += [row for _, row in sorted(rows)]
     if seeds:
-        lines.append('| **mean ± sd over seeds** | | | | %s | %s | %s |' % (
+        lines.append('| **mean ± sd over seeds** | | | | %s | %s | %s | |' % (
             reproduce.mean_sd([s['best'].get('val_acc') for s in seeds], ' %'),
             reproduce.mean_sd([(tests_of(s)[0] or {}).get('test_acc') for s in seeds], ' %'),
             reproduce.mean_sd([(tests_of(s)[1] or {}).get('test_acc') for s in seeds], ' %')))
     # Other runs of the preset (an earlier precision, a transcribed record) after the mean, not in it.
-    lines += [table_row(r) for r in others]
-    return '\n'.join(lines) + '\n'
+    lines += [table_row(r, None) for r in others]
+    text = '\n'.join(lines) + '\n'
+    if measured:
+        seconds, hardware, count, steps, dates = measured
+        text += ('\nStill to train: at %.2f s a step (start-up and validation included), the pace of the %d '
+                 'latest training session%s on %s (%s steps, %s).\n'
+                 % (seconds, count, '' if count == 1 else 's', hardware, thousands(steps), dates))
+    return text
 
 
-def table_row(r):
+def pace(records):
+    """(seconds a step, hardware, sessions, steps, their dates) of the sessions that ran on the machine of
+    the latest session recording the steps it trained; None when no session records them."""
+    timed = [s for r in records for s in r['sessions']
+             if len(s.get('steps') or ()) == 2 and s['steps'][1] > s['steps'][0] and s.get('wall_s')]
+    if not timed:
+        return None
+    latest = max(timed, key=lambda s: s.get('started', ''))['hardware']
+    same = [s for s in timed if s['hardware'] == latest]
+    steps = sum(s['steps'][1] - s['steps'][0] for s in same)
+    dates = sorted(s.get('started', '?')[:10] for s in same)
+    return (sum(s['wall_s'] for s in same) / steps, latest, len(same), steps,
+            dates[0] if dates[0] == dates[-1] else '%s to %s' % (dates[0], dates[-1]))
+
+
+def still_to_train(steps_left, seconds_a_step):
+    if steps_left <= 0:
+        return 'done'
+    if seconds_a_step is None:
+        return '%s steps' % thousands(steps_left)
+    return '%s steps, about %.1f h' % (thousands(steps_left), steps_left * seconds_a_step / 3600)
+
+
+def planned_steps(r):
+    planned = r['flags'].get('epoch')
+    return planned * r['steps_per_epoch'] if planned else None
+
+
+def table_row(r, seconds_a_step):
     selected, final = tests_of(r)
     label = r['about'].get('label') or ('seed %d' % r['seed'])
     planned = r['flags'].get('epoch')
@@ -287,9 +332,20 @@ def table_row(r):
                                     thousands(r['steps']))
     best = r['best']
     best_cell = '%s (%s)' % (percent(best['val_acc']), thousands(best['step'])) if best else '-'
-    return '| %s | %s | %s | %s | %s | %s | %s |' % (
+    total = planned_steps(r)
+    left = '-' if r['seed'] is None or total is None else still_to_train(total - r['steps'], seconds_a_step)
+    return '| %s | %s | %s | %s | %s | %s | %s | %s |' % (
         label, epochs, r['flags'].get('precision', '-'), hardware_cell(r), best_cell,
-        tested_cell(selected), tested_cell(final))
+        tested_cell(selected), tested_cell(final), left)
+
+
+def unstarted_row(seed, seeds, seconds_a_step):
+    """A planned seed with no record yet: the length of the other seeds' runs, all of it still to train."""
+    totals = [planned_steps(r) for r in seeds if planned_steps(r)]
+    planned = [r['flags']['epoch'] for r in seeds if r['flags'].get('epoch')]
+    epochs = 'not started%s' % (' (0 of %d)' % planned[0] if planned else '')
+    left = still_to_train(totals[0], seconds_a_step) if totals else '-'
+    return '| seed %d | %s | - | - | - | - | - | %s |' % (seed, epochs, left)
 
 
 def thousands(n):
@@ -305,7 +361,7 @@ def peers_table():
 def blocks(root=provenance.ROOT):
     """Marker name -> the Markdown that goes between its markers."""
     benches = load_bench_records(root)
-    return {'paper': results_table(load_group('paper', root)), 'peers': peers_table(),
+    return {'paper': results_table(load_group('paper', root), planned_seeds('paper', root)), 'peers': peers_table(),
             'speed': speed_table(benches), 'yardstick': yardstick_table(benches),
             'baseline': baseline_table(benches), 'profile': profile_table(benches), 'ideas': ideas_table(benches),
             'robustness': robustness_table(load_robustness_records(root))}
