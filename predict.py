@@ -104,11 +104,11 @@ def read_as_trained(files, flags):
     """(names, images float [N, h, w, C] in [0, 1], notes, errors) of image files, each prepared as the
     run's training images were: channels converted, resized to their size, centre-cropped."""
     import numpy as np
-    import config
     import utils
+    from model_spec import InputSpec
     from readers import ImageOps
     from runtime import inference
-    spec = config.InputSpec.from_flags(flags)
+    spec = InputSpec.from_flags(flags)
     size = inference.stored_image_size(flags)
     names, images, notes, errors = [], [], [], []
     with ImageOps() as ops:

@@ -9,8 +9,8 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from model_spec import InputSpec
 from runtime import checkpoints
-from config import InputSpec
 from runtime import errors
 from runtime.errors import UserError
 from runtime.session import session_config
@@ -60,7 +60,7 @@ class TrainedModel:
     images: float32 [N, H, W, C] in [0, 1] (MNIST [N, 28, 28, 1]); model: the capsNet.CapsNet on it
     (training=False, so the decoder is masked by the prediction); extra: whatever extend_graph built;
     checkpoint: what was restored; step: its training step; flags: the settings the model was built from; spec: its
-    config.InputSpec; class_names: one name per class (the digits for runs that recorded none).
+    model_spec.InputSpec; class_names: one name per class (the digits for runs that recorded none).
     """
 
     def __init__(self, graph, sess, images, model, extra, checkpoint, step, flags):

@@ -23,7 +23,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import capsLayer  # noqa: E402
-import capsNet  # noqa: E402
 import config  # noqa: E402
 import utils  # noqa: E402
 from runtime import files, inference
@@ -34,7 +33,6 @@ tf1 = tf.compat.v1
 RECONSTRUCTION_GRID = 5        # 5 x 5 test digits, and the same grid of reconstructions beside them
 PERTURBED_DIGITS = 3           # digits of different classes in the perturbation figure
 PERTURBATIONS = np.round(np.arange(-0.25, 0.25 + 1e-9, 0.05), 2)  # the paper's -0.25..+0.25 by 0.05
-SIDE = capsNet.IMAGE_SIZE  # MNIST's; other models draw at their own spec's height and width
 DPI = 150
 RECONSTRUCTIONS_SIZE = (8.0, 4.4)        # inches: two square grids and their titles
 PERTURBATION_PANEL_SIZE = (3.0, 5.0)     # inches per digit: 11 columns x 16 rows of 28 x 28 pixels
