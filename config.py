@@ -13,6 +13,7 @@ import sys
 from model_spec import MODEL_DEFAULTS  # the model flags' defaults; no TensorFlow, so parsing stays fast
 from runtime import cli, files, session
 from runtime.errors import ConfigError
+from runtime.model_sources import LOAD_CHOICES
 
 DATASETS = ('mnist', 'fashion-mnist', 'folder', 'cifar10', 'smallnorb', 'multimnist')
 CHANNEL_CHOICES = (1, 3)
@@ -118,7 +119,7 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     _bool(p, 'is_training', True, 'train (True) or restore the latest checkpoint and test (False)')
     _bool(p, 'robustness', False,
           'with --is_training=False: also test on randomly affine-warped test images (robustness.csv)')
-    a('--checkpoint', default='latest', choices=('latest', 'best', 'pretrained'),
+    a('--checkpoint', default='latest', choices=LOAD_CHOICES,
       help='what --is_training=False tests: the newest checkpoint, the one of best validation accuracy, '
            'or the trained model shipped in pretrained/')
     a('--logdir', default='logdir', help='checkpoints, TensorBoard events and flags.json')

@@ -13,6 +13,8 @@ from model_spec import InputSpec
 from runtime import checkpoints
 from runtime import errors
 from runtime.errors import UserError
+# Also read as inference.PRETRAINED_DIR and so on; tests point PRETRAINED_DIR at an exported copy.
+from runtime.model_sources import LOAD_CHOICES, PRETRAINED_CARD, PRETRAINED_DIR, PRETRAINED_WEIGHTS
 from runtime.session import session_config
 
 tf1 = tf.compat.v1
@@ -47,11 +49,6 @@ def predict_labels(sess, pipeline, model, images, labels):
 
 # --- One way to load a trained model for inference (evaluation, predict.py, figures, export) -------
 
-LOAD_CHOICES = ('latest', 'best', 'pretrained')
-# The model shipped with the repository: weights only, and a card saying what it is and scores.
-PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'pretrained')
-PRETRAINED_WEIGHTS = 'weights.npz'
-PRETRAINED_CARD = 'card.json'
 
 
 class TrainedModel:
