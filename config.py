@@ -48,20 +48,10 @@ def _bool(parser, name, default, help_text):
                         metavar='BOOL', help=help_text)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Reports a bad flag as a ConfigError (one line, exit 2) instead of printing usage."""
-
-    def error(self, message):
-        raise ConfigError('bad flag: %s (see python main.py --help)' % message)
-
-
-def command_parser(description):
-    """A parser for a helper command (plot.py, ...): same one-line errors as main.py's flags."""
-    return _OneLineParser(description=description, formatter_class=cli.HelpFormatter)
-
-
-def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).'):
-    p = _OneLineParser(description=description, formatter_class=cli.HelpFormatter)
+def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).', command='python main.py'):
+    """Every flag of main.py; the commands that take them all too (the figures, the routing study, the
+    towers) pass their own description and `command`, the name a bad flag's line sends the user to."""
+    p = cli.command_parser(description, command)
     a = p.add_argument
     # Loss (paper, section 3).
     a('--m_plus', type=float, default=MODEL_DEFAULTS.m_plus, help='margin loss: target length floor for the true class')
