@@ -1,18 +1,17 @@
 """The CapsNet of Sabour et al. (2017) assembled from capsLayer pieces, with its losses.
 
-Reads no flags and no files: everything comes in through `ModelConfig` (defined with its defaults in
-config.py, the one place they live) and tensors, so the training loop, the towers (dist_version/) and
-the tests build the same graph.
+Reads no flags and no files: everything comes in through `ModelConfig` and `InputSpec` (defined with
+their defaults in model_spec/, the one place they live) and tensors, so the training loop, the towers
+(dist_version/) and the tests build the same graph. Like capsLayer it imports nothing above the model:
+config, runtime/ and the commands import it, never the reverse.
 """
 import tensorflow as tf
 
 import capsLayer
-from runtime.dataset_files import IMAGE_SIZE, NUM_CLASSES  # noqa: F401  (also read as capsNet.IMAGE_SIZE)
-from config import ModelConfig  # noqa: F401  (the model's hyper-parameters; callers use capsNet.ModelConfig)
-from config import InputSpec, MNIST_SPEC  # noqa: F401  (what the network sees: H, W, C, classes)
+# ModelConfig is also read as capsNet.ModelConfig: callers build CapsNet(images, labels, capsNet.ModelConfig(...)).
+from model_spec import MNIST_SPEC, ModelConfig
 
 tf1 = tf.compat.v1
-
 
 
 class CapsNet:

@@ -5,73 +5,18 @@ works as it did with tf.app.flags. argparse replaces tf.app.flags (gone in TF 2)
 no global state, so tests can parse as many configurations as they like.
 """
 import argparse
-import dataclasses
 import json
 import os
 import shlex
 import sys
 
+from model_spec import MODEL_DEFAULTS  # the model flags' defaults; no TensorFlow, so parsing stays fast
 from runtime import cli, files, session
 from runtime.errors import ConfigError
+from runtime.model_sources import LOAD_CHOICES
 
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Hyper-parameters of the model and its loss: the one source of their defaults (the original script
-    and the paper). The flags below take their defaults from here, and capsNet builds from an instance, so
-    the model itself reads no flags."""
-    m_plus: float = 0.9
-    m_minus: float = 0.1
-    lambda_val: float = 0.5
-    iter_routing: int = 3
-    mask_with_y: bool = True
-    stddev: float = 0.01
-    # The paper's 0.0005 x sum of squared errors, as a weight on the mean over 784 pixels: 0.0005 x 784.
-    regularization_scale: float = 0.392
-    learning_rate: float = 0.001
-    lr_schedule: str = 'constant'
-    primary_caps_relu: bool = True
-    stop_gradient_routing: bool = True
-    leaky_routing: bool = False
-    digit_caps_bias: bool = False
-    # Capsule types of PrimaryCaps (channels of 8-D capsules per grid cell): the paper's 32 for MNIST,
-    # 64 for CIFAR-10 (section 7).
-    primary_caps_types: int = 32
-
-    @classmethod
-    def from_flags(cls, flags):
-        """Picks the fields this class knows from any object with matching attributes."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{n: getattr(flags, n) for n in names if hasattr(flags, n)})
-
-
-MODEL_DEFAULTS = ModelConfig()
 DATASETS = ('mnist', 'fashion-mnist', 'folder', 'cifar10', 'smallnorb', 'multimnist')
 CHANNEL_CHOICES = (1, 3)
-
-
-@dataclasses.dataclass(frozen=True)
-class InputSpec:
-    """What the network sees: image height, width, channels and the number of classes. capsNet builds
-    its shapes from it; the readers' arrays and --image_size/--channels/--crop decide it."""
-    height: int = 28
-    width: int = 28
-    channels: int = 1
-    classes: int = 10
-
-    @property
-    def values(self):
-        """Pixel values per image: the decoder's output size."""
-        return self.height * self.width * self.channels
-
-    @classmethod
-    def from_flags(cls, flags):
-        """The spec a run recorded in flags.json ('input_spec'); MNIST's for runs made before it existed
-        (and the pretrained card), which were all MNIST-shaped."""
-        recorded = (flags or {}).get('input_spec') or {}
-        return cls(**{f.name: int(recorded[f.name]) for f in dataclasses.fields(cls) if f.name in recorded})
-
-
-MNIST_SPEC = InputSpec()
 
 
 def parse_size(text):
@@ -103,20 +48,10 @@ def _bool(parser, name, default, help_text):
                         metavar='BOOL', help=help_text)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Reports a bad flag as a ConfigError (one line, exit 2) instead of printing usage."""
-
-    def error(self, message):
-        raise ConfigError('bad flag: %s (see python main.py --help)' % message)
-
-
-def command_parser(description):
-    """A parser for a helper command (plot.py, ...): same one-line errors as main.py's flags."""
-    return _OneLineParser(description=description, formatter_class=cli.HelpFormatter)
-
-
-def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).'):
-    p = _OneLineParser(description=description, formatter_class=cli.HelpFormatter)
+def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).', command='python main.py'):
+    """Every flag of main.py; the commands that take them all too (the figures, the routing study, the
+    towers) pass their own description and `command`, the name a bad flag's line sends the user to."""
+    p = cli.command_parser(description, command)
     a = p.add_argument
     # Loss (paper, section 3).
     a('--m_plus', type=float, default=MODEL_DEFAULTS.m_plus, help='margin loss: target length floor for the true class')
@@ -174,7 +109,7 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).')
     _bool(p, 'is_training', True, 'train (True) or restore the latest checkpoint and test (False)')
     _bool(p, 'robustness', False,
           'with --is_training=False: also test on randomly affine-warped test images (robustness.csv)')
-    a('--checkpoint', default='latest', choices=('latest', 'best', 'pretrained'),
+    a('--checkpoint', default='latest', choices=LOAD_CHOICES,
       help='what --is_training=False tests: the newest checkpoint, the one of best validation accuracy, '
            'or the trained model shipped in pretrained/')
     a('--logdir', default='logdir', help='checkpoints, TensorBoard events and flags.json')

@@ -22,12 +22,12 @@ import sys
 import config
 from runtime import cli, files
 from runtime.errors import UserError, run_cli
+from runtime.model_sources import LOAD_CHOICES
 from runtime.quiet_start import import_tensorflow_quietly
 
 BATCH_SIZE = 100
-# inference.LOAD_CHOICES and digit_images.FITS, spelled out here because those modules load TensorFlow
-# and --help or a bad flag must answer without it (a test keeps the copies equal).
-CHECKPOINT_CHOICES = ('latest', 'best', 'pretrained')
+# digit_images.FITS, spelled out here because that module loads TensorFlow and --help or a bad flag
+# must answer without it (a test keeps the copies equal).
 FIT_CHOICES = ('auto', 'mnist', 'resize')
 
 
@@ -36,7 +36,7 @@ def build_parser():
                            command='python predict.py')
     p.add_argument('images', nargs='+', help='image files, folders of images, or IDX image files')
     p.add_argument('--logdir', default='logdir', help='training folder with checkpoints and flags.json')
-    p.add_argument('--checkpoint', default='latest', choices=CHECKPOINT_CHOICES,
+    p.add_argument('--checkpoint', default='latest', choices=LOAD_CHOICES,
                    help='the newest checkpoint of --logdir, the one of best validation accuracy, or the '
                         'trained model shipped in pretrained/')
     p.add_argument('--invert', type=config.str2bool, nargs='?', const=True, default=None, metavar='BOOL',
@@ -104,11 +104,11 @@ def read_as_trained(files, flags):
     """(names, images float [N, h, w, C] in [0, 1], notes, errors) of image files, each prepared as the
     run's training images were: channels converted, resized to their size, centre-cropped."""
     import numpy as np
-    import config
     import utils
+    from model_spec import InputSpec
     from readers import ImageOps
     from runtime import inference
-    spec = config.InputSpec.from_flags(flags)
+    spec = InputSpec.from_flags(flags)
     size = inference.stored_image_size(flags)
     names, images, notes, errors = [], [], [], []
     with ImageOps() as ops:

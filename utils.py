@@ -11,9 +11,9 @@ import tensorflow as tf
 
 import config
 import readers
+from model_spec import IMAGE_SIZE, NUM_CLASSES, InputSpec
 from readers import DataError  # noqa: F401  (utils.DataError, as before the readers/ folder)
 from runtime import dataset_files
-from runtime.dataset_files import IMAGE_SIZE, NUM_CLASSES
 from runtime.errors import ConfigError
 
 tf1 = tf.compat.v1
@@ -191,7 +191,7 @@ def class_preserving_split(labels, val_size, seed, where='the data'):
 
 
 def input_spec(cfg, dataset):
-    """The config.InputSpec the network is built for: the images' size after --crop, their channels,
+    """The InputSpec the network is built for: the images' size after --crop, their channels,
     the number of classes; a one-line error when the crop or the images do not fit."""
     height, width, channels = dataset.images.shape[1:]
     if getattr(cfg, 'crop', None):
@@ -203,11 +203,11 @@ def input_spec(cfg, dataset):
     if min(height, width) < MIN_SIDE:
         raise ConfigError('%dx%d inputs are too small for Conv1 and PrimaryCaps (9x9 kernels): they need '
                           'at least %dx%d; give a larger --image_size or --crop' % (height, width, MIN_SIDE, MIN_SIDE))
-    return config.InputSpec(int(height), int(width), int(channels), len(dataset.class_names))
+    return InputSpec(int(height), int(width), int(channels), len(dataset.class_names))
 
 
 def spec_record(spec, dataset):
-    """What flags.json keeps of the input (config.InputSpec.from_flags reads it back): the spec, the
+    """What flags.json keeps of the input (InputSpec.from_flags reads it back): the spec, the
     stored image size before cropping, and the class names."""
     record = dataclasses.asdict(spec)
     record.update(image_height=int(dataset.images.shape[1]), image_width=int(dataset.images.shape[2]),
@@ -227,7 +227,7 @@ def load_test_set(cfg, run_flags, split='test'):
         if name in run_flags:
             setattr(data_cfg, name, run_flags[name])
     data = load_data(data_cfg, split)
-    spec = config.InputSpec.from_flags(run_flags)
+    spec = InputSpec.from_flags(run_flags)
     recorded = run_flags.get('input_spec') or {}
     images = data.images
     if images.shape[1:3] != (spec.height, spec.width) and min(images.shape[1:3]) >= min(spec.height, spec.width):
@@ -366,7 +366,7 @@ MULTIMNIST_SOURCE = 'mnist'
 def multimnist_spec():
     """The input spec of MultiMNIST: one gray 36 x 36 canvas, ten classes."""
     from readers import multimnist
-    return config.InputSpec(multimnist.CANVAS_SIDE, multimnist.CANVAS_SIDE, 1, NUM_CLASSES)
+    return InputSpec(multimnist.CANVAS_SIDE, multimnist.CANVAS_SIDE, 1, NUM_CLASSES)
 
 
 def multimnist_spec_record():

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from runtime import cli
+from runtime.errors import run_cli
 from runtime.quiet_start import quiet_tensorflow_logs
 
 quiet_tensorflow_logs()  # TensorFlow loads later, in the measuring functions and child processes
@@ -548,8 +550,8 @@ def write_csv(path, rows):
 
 def build_parser():
     from runtime import session
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # One `error: bad flag: ...` line and exit 2 for a mistake, as every command of the project.
+    p = cli.command_parser(__doc__.split('\n')[0], 'python -m benchmarks.bench')
     a = p.add_argument
     a('--batch_size', type=int, default=128, help='batch of training and inference')
     a('--steps', type=int, default=5, help='timed steps per measurement (the median is reported)')
@@ -595,7 +597,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    raw = sys.argv[1:] if argv is None else argv
+    return run_cli(lambda: run(sys.argv[1:] if argv is None else argv))
+
+
+def run(raw):
     if raw[:1] == ['--child']:
         run_child(json.loads(raw[1]))
         return 0

@@ -6,23 +6,24 @@ Weak scaling: each tower keeps its batch, so N towers process N times the images
 machine without GPUs the towers are logical CPU devices sharing the same cores: expect no speed-up
 there; the figure that matters comes from a machine with N GPUs.
 """
-import argparse
 import os
+import sys
 import time
 
+import numpy as np
+
+from dist_version import dist_config
+from runtime import cli
+from runtime.errors import run_cli
 from runtime.quiet_start import import_tensorflow_quietly
 
-import_tensorflow_quietly()
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from dist_version import dist_config, towers  # noqa: E402
-
-tf1 = tf.compat.v1
+# TensorFlow and the tower graph (dist_version.towers) are imported once the flags have parsed, so
+# --help and a bad flag answer at once and without TensorFlow's start-up lines.
 
 
 def images_per_second(num_towers, batch_size_per_gpu, steps, warmup=2):
+    import tensorflow as tf
+    from dist_version import towers
     cfg, _ = dist_config.parse(['--num_gpu', str(num_towers), '--batch_size_per_gpu', str(batch_size_per_gpu)],
                                environ={})
     parts = towers.build_tower_graph(cfg, towers.local_placement(num_towers))
@@ -30,7 +31,7 @@ def images_per_second(num_towers, batch_size_per_gpu, steps, warmup=2):
     n = cfg.batch_size * (steps + warmup)
     images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, n).astype(np.uint8)
-    with tf1.Session(graph=parts.graph, config=parts.session_config) as sess:
+    with tf.compat.v1.Session(graph=parts.graph, config=parts.session_config) as sess:
         sess.run(parts.init)
         parts.train_input.initialize(sess, images, labels)
         for _ in range(warmup):
@@ -42,12 +43,21 @@ def images_per_second(num_towers, batch_size_per_gpu, steps, warmup=2):
     return cfg.batch_size * steps / elapsed
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def build_parser():
+    p = cli.command_parser(__doc__.split('\n')[0], 'python -m dist_version.bench_towers')
     p.add_argument('--towers', default='1,2', help='comma-separated tower counts to time')
     p.add_argument('--batch_size_per_gpu', type=int, default=16, help='batch of each tower')
     p.add_argument('--steps', type=int, default=10, help='timed steps (after 2 warm-up steps)')
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    return run_cli(lambda: measure(build_parser().parse_args(sys.argv[1:] if argv is None else argv)))
+
+
+def measure(args):
+    import_tensorflow_quietly()  # the flags are good: TensorFlow may load now, without its start-up lines
+    import tensorflow as tf
     gpus = len(tf.config.list_physical_devices('GPU'))
     print('device: %s' % ('%d GPU(s)' % gpus if gpus else '%d CPU core(s), towers as logical CPUs' % os.cpu_count()))
     base = None
@@ -59,4 +69,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

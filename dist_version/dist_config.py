@@ -35,7 +35,8 @@ class ClusterTask:
 
 
 def build_parser():
-    p = config.build_parser('Train CapsNet on several devices (towers) and/or several machines.')
+    p = config.build_parser('Train CapsNet on several devices (towers) and/or several machines.',
+                            'python -m dist_version.distributed_train')
     a = p.add_argument
     a('--num_gpu', type=int, default=1,
       help='towers on this machine: one per GPU (or per CPU copy when there is no GPU)')

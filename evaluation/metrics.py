@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from runtime import files
-from runtime.dataset_files import NUM_CLASSES
+from model_spec import NUM_CLASSES
 
 CLASS_NAMES = {
     'mnist': [str(k) for k in range(NUM_CLASSES)],

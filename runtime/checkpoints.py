@@ -35,6 +35,7 @@ from google.protobuf import text_encoding
 
 from runtime import files
 from runtime.errors import UserError
+from runtime.model_sources import RUN_CHECKPOINTS
 
 tf1 = tf.compat.v1
 
@@ -246,7 +247,7 @@ def short_reason(error):
 
 BEST_FOLDER = 'best'
 BEST_STATE = 'best.json'
-CHOICES = ('latest', 'best')
+CHOICES = RUN_CHECKPOINTS
 
 
 def best_folder(logdir):

@@ -20,9 +20,6 @@ FILES = (
     't10k-labels-idx1-ubyte.gz',
 )
 CHUNK = 1 << 20
-# Both datasets: 28 x 28 grey images of 10 classes. The model's shapes follow from these.
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
 
 
 def idx_entry(shape, sha256=None, gz_md5=None):

@@ -9,10 +9,12 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from model_spec import InputSpec
 from runtime import checkpoints
-from config import InputSpec
 from runtime import errors
 from runtime.errors import UserError
+# Also read as inference.PRETRAINED_DIR and so on; tests point PRETRAINED_DIR at an exported copy.
+from runtime.model_sources import LOAD_CHOICES, PRETRAINED_CARD, PRETRAINED_DIR, PRETRAINED_WEIGHTS
 from runtime.session import session_config
 
 tf1 = tf.compat.v1
@@ -47,11 +49,6 @@ def predict_labels(sess, pipeline, model, images, labels):
 
 # --- One way to load a trained model for inference (evaluation, predict.py, figures, export) -------
 
-LOAD_CHOICES = ('latest', 'best', 'pretrained')
-# The model shipped with the repository: weights only, and a card saying what it is and scores.
-PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'pretrained')
-PRETRAINED_WEIGHTS = 'weights.npz'
-PRETRAINED_CARD = 'card.json'
 
 
 class TrainedModel:
@@ -60,7 +57,7 @@ class TrainedModel:
     images: float32 [N, H, W, C] in [0, 1] (MNIST [N, 28, 28, 1]); model: the capsNet.CapsNet on it
     (training=False, so the decoder is masked by the prediction); extra: whatever extend_graph built;
     checkpoint: what was restored; step: its training step; flags: the settings the model was built from; spec: its
-    config.InputSpec; class_names: one name per class (the digits for runs that recorded none).
+    model_spec.InputSpec; class_names: one name per class (the digits for runs that recorded none).
     """
 
     def __init__(self, graph, sess, images, model, extra, checkpoint, step, flags):

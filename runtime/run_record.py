@@ -15,13 +15,14 @@ import os
 import time
 
 import config
+import model_spec
 from runtime import files
 from runtime.errors import ConfigError
 
 FLAGS_FILE = 'flags.json'
 SESSIONS_FILE = 'sessions.json'
 # The model and the order it sees the data in: changing one of these mid-run makes another run.
-IDENTITY_FLAGS = tuple(f.name for f in dataclasses.fields(config.ModelConfig)) + (
+IDENTITY_FLAGS = tuple(f.name for f in dataclasses.fields(model_spec.ModelConfig)) + (
     'batch_size', 'seed', 'shift_pixels', 'val_size', 'dataset')
 
 

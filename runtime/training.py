@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 import capsNet
 import config
+import model_spec
 import utils
 from runtime import checkpoints, files, run_record
 from runtime.cli import check_output_folders
@@ -35,7 +36,7 @@ def input_options(cfg):
     """(InputSpec of the network, keyword arguments of utils.InputPipeline) from the run's flags and
     the input record train() put in cfg.input_spec (MNIST's when a caller gave none)."""
     record = getattr(cfg, 'input_spec', None) or {}
-    spec = config.InputSpec.from_flags({'input_spec': record})
+    spec = model_spec.InputSpec.from_flags({'input_spec': record})
     stored = (record.get('image_height', spec.height), record.get('image_width', spec.width))
     crop = (spec.height, spec.width) if tuple(stored) != (spec.height, spec.width) else None
     return spec, {'image_shape': tuple(stored) + (spec.channels,), 'crop': crop}

@@ -2,6 +2,7 @@
 loads where it can: a file where a folder belongs, a folder where a file belongs, permissions, full or
 read-only disks, mistyped flags; and the --help text."""
 import errno
+import json
 import logging
 import os
 import subprocess
@@ -12,7 +13,7 @@ from conftest import ROOT, run_main
 
 import config
 import download_data
-from runtime import quiet_start
+from runtime import cli, quiet_start
 from runtime.errors import run_cli
 
 
@@ -99,31 +100,70 @@ def test_download_data_bad_flag_is_one_line_exit_2(capsys):
                    'see python download_data.py --help')
 
 
-LOADS_TENSORFLOW = ('import sys\n'
-                    'import {module} as command\n'
-                    'try:\n'
-                    '    code = command.{main}({argv!r})\n'
-                    'except SystemExit as e:\n'
-                    '    code = e.code\n'
-                    'print(code, "tensorflow" in sys.modules)\n')
+def command_modules():
+    """Every command of the repository as `python -m` names it: each module that runs as __main__."""
+    modules = []
+    for path in sorted(ROOT.rglob('*.py')):
+        relative = path.relative_to(ROOT)
+        if relative.parts[0] in ('tests', '.git') or "__name__ == '__main__'" not in path.read_text():
+            continue
+        modules.append('.'.join(relative.with_suffix('').parts))
+    return modules
 
 
-@pytest.mark.parametrize('module, main_name', [
-    ('predict', 'main'), ('download_data', 'main'), ('main', 'main'),
-    ('dist_version.distributed_train', 'main_cli'), ('tools.study_routing', 'run'),
-])
-@pytest.mark.parametrize('argv, code', [(['--help'], '0'), (['--bogus_flag'], '2')])
-def test_help_and_bad_flags_answer_without_loading_tensorflow(module, main_name, argv, code):
-    script = LOADS_TENSORFLOW.format(module=module, main=main_name, argv=argv)
-    done = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+COMMANDS = command_modules()
+
+# Runs `python -m MODULE --help`, then `python -m MODULE --no_such_flag`, in one fresh interpreter, as
+# the shell would (runpy, run_name='__main__'), and reports what each printed and whether TensorFlow
+# was imported by then.
+ANSWERS_WITHOUT_TENSORFLOW = """
+import contextlib, io, json, runpy, sys
+answers = {}
+for argv in (['--help'], ['--no_such_flag']):
+    sys.argv = [%(module)r] + argv
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_module(%(module)r, run_name='__main__', alter_sys=True)
+            code = 'returned without exiting'
+        except SystemExit as e:
+            code = 0 if e.code is None else e.code
+    answers[argv[0]] = {'code': code, 'out': out.getvalue(), 'err': err.getvalue(),
+                        'tensorflow': 'tensorflow' in sys.modules}
+print(json.dumps(answers))
+"""
+
+
+def test_every_command_is_checked_for_a_quiet_help():
+    # A command added later must come up here by itself; these are the ones known today.
+    assert {'main', 'predict', 'download_data', 'tools.figures', 'tools.export_pretrained', 'tools.plot',
+            'tools.report', 'tools.reproduce', 'tools.study_routing', 'dist_version.distributed_train',
+            'dist_version.bench_towers', 'benchmarks.bench'} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize('module', COMMANDS)
+def test_help_and_bad_flags_answer_without_loading_tensorflow(module):
+    done = subprocess.run([sys.executable, '-c', ANSWERS_WITHOUT_TENSORFLOW % {'module': module}], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[-2:] == [code, 'False'], done.stdout
+    assert done.stderr == '', done.stderr  # nothing printed around the captured streams either
+    answers = json.loads(done.stdout)
+    shown = answers['--help']
+    assert (shown['code'], shown['err']) == (0, ''), shown
+    assert shown['out'].startswith('usage: ') and '--help' in shown['out'], shown['out'][:300]
+    refused = answers['--no_such_flag']
+    assert (refused['code'], refused['out']) == (2, ''), refused
+    line = one_error_line(refused['err'], 'bad flag: ')
+    # The line sends the user to the --help of the command they typed, not to another one's.
+    typed = 'python %s.py' % module if '.' not in module else 'python -m %s' % module
+    assert line.endswith('(see %s --help)' % typed), line
+    assert not shown['tensorflow'] and not refused['tensorflow'], 'TensorFlow was imported'
 
 
 def test_help_does_not_repeat_a_default_the_text_spells_out():
     import predict
     for text in (config.build_parser().format_help(), predict.build_parser().format_help(),
-                 config.command_parser('x').format_help()):
+                 cli.command_parser('x').format_help()):
         assert '(default: None)' not in text
     main_help = ' '.join(config.build_parser().format_help().split())
     assert '(default data/DATASET)' in main_help

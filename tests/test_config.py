@@ -1,8 +1,11 @@
 """Flags: the original names and defaults, bool syntax, and one-line refusals of bad values."""
+import dataclasses
+
 import pytest
 from conftest import run_main
 
 import config
+import model_spec
 
 
 def test_defaults_of_the_original_script():
@@ -67,5 +70,5 @@ def test_usage_doc_documents_every_flag():
 
 def test_flag_defaults_of_the_model_are_the_model_defaults():
     defaults = config.parse([])
-    for field in config.dataclasses.fields(config.ModelConfig):
-        assert getattr(defaults, field.name) == getattr(config.MODEL_DEFAULTS, field.name), field.name
+    for field in dataclasses.fields(model_spec.ModelConfig):
+        assert getattr(defaults, field.name) == getattr(model_spec.MODEL_DEFAULTS, field.name), field.name

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 import capsNet
 import config
+import model_spec
 import utils
 from conftest import make_digits, run_main, tiny_run_args, write_idx
 from readers import DataError, cifar10, image_folder, smallnorb
@@ -107,7 +108,7 @@ def test_validation_split_keeps_every_class_and_follows_the_seed():
 
 
 def test_reconstruction_weight_is_0_0005_per_summed_value():
-    spec = config.InputSpec(24, 20, 3, 4)
+    spec = model_spec.InputSpec(24, 20, 3, 4)
     rng = np.random.default_rng(0)
     x = rng.random((2, 24, 20, 3)).astype(np.float32)
     graph = tf.Graph()
@@ -124,7 +125,7 @@ def test_reconstruction_weight_is_0_0005_per_summed_value():
     assert shapes['decoder/fc3/weights'] == [1024, 24 * 20 * 3]
     summed = np.sum((recon - x.reshape(2, -1)) ** 2, axis=1).mean()
     assert total == pytest.approx(margin + 0.0005 * summed, rel=1e-5)
-    assert capsNet.reconstruction_weight(capsNet.ModelConfig(), capsNet.MNIST_SPEC) == 0.392
+    assert capsNet.reconstruction_weight(capsNet.ModelConfig(), model_spec.MNIST_SPEC) == 0.392
 
 
 def test_random_crops_are_stateless_and_test_crops_centred():
@@ -407,7 +408,7 @@ def test_cifar10_and_smallnorb_train_and_test_on_generated_files(tmp_path, capsy
 def test_test_images_and_predictions_are_prepared_as_the_run_trained(tmp_path):
     import predict
     root, _, (tx, ty) = rgb_folder(tmp_path / 'd', train=6, test=6)
-    spec = config.InputSpec(24, 20, 3, 3)
+    spec = model_spec.InputSpec(24, 20, 3, 3)
     run = {'input_spec': dict(vars(spec), image_height=32, image_width=32, class_names=['cat', 'dog', 'emu']),
            'crop': '24x20', 'image_size': None, 'channels': None, 'dataset': 'folder'}
     cfg = config.parse(['--dataset', 'folder', '--data_dir', str(root)])

@@ -352,6 +352,4 @@ def test_missing_best_and_damaged_checkpoints_are_one_line(logdir, tmp_path, cap
 
 
 def test_choices_spelled_out_for_the_parser_match_the_modules():
-    from runtime import inference
-    assert predict.CHECKPOINT_CHOICES == inference.LOAD_CHOICES
     assert predict.FIT_CHOICES == digit_images.FITS

@@ -1,8 +1,11 @@
 """The repository keeps the shape the README promises: the original script in front, no machine paths,
-docs that exist, and no module that imports the main.py command or edits sys.path."""
+docs that exist, no module that imports the main.py command or edits sys.path, and a model layer that
+imports nothing built on top of it."""
+import ast
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
@@ -59,6 +62,47 @@ def test_nothing_imports_main_and_nothing_edits_sys_path():
                              text, re.M):
             offenders.append('%s: %s' % (name, m.group(0).strip()))
     assert not offenders, '\n'.join(offenders)
+
+
+# The model (capsLayer, capsNet) and what it is built from (model_spec) sit at the bottom: the flags, the
+# run machinery, the data readers and the commands import them, never the reverse, so the model can be
+# built, read and tested on its own.
+MODEL_LAYER = ['capsLayer.py', 'capsNet.py'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'model_spec').glob('**/*.py'))
+ABOVE_THE_MODEL = {'config', 'runtime', 'utils', 'readers', 'evaluation', 'tools', 'main', 'predict',
+                   'download_data', 'dist_version', 'benchmarks'}
+# model_spec is what config.py takes its flag defaults from before TensorFlow loads.
+TENSORFLOW_USERS = {'tensorflow', 'capsLayer', 'capsNet'}
+
+
+def imported_packages(path):
+    """The top-level package of every absolute import in a file, wherever in the file it is."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split('.')[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module.split('.')[0])
+    return found
+
+
+def test_the_model_layer_imports_nothing_above_it():
+    assert 'model_spec/__init__.py' in MODEL_LAYER
+    offenders = {}
+    for name in MODEL_LAYER:
+        forbidden = ABOVE_THE_MODEL | (TENSORFLOW_USERS if name.startswith('model_spec/') else set())
+        wrong = imported_packages(ROOT / name) & forbidden
+        if wrong:
+            offenders[name] = sorted(wrong)
+    assert not offenders, 'the model layer imports from above it: %s' % offenders
+
+
+def test_config_imports_without_tensorflow():
+    # The flags are parsed, and --help answered, before TensorFlow loads; config takes its defaults
+    # from model_spec, so neither may pull TensorFlow in.
+    code = 'import sys, config, model_spec; print(sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"))'
+    done = subprocess.run([sys.executable, '-c', code], cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '[]', done.stdout
 
 
 def test_readme_fits_a_page_and_its_links_exist():

@@ -14,32 +14,31 @@ import json
 import os
 import sys
 
-from runtime import quiet_start
+import numpy as np
 
-quiet_start.import_tensorflow_quietly()
+import config
+from runtime import cli, files, model_sources, quiet_start
+from runtime.errors import UserError, run_cli
+from tools import provenance
 
-import numpy as np  # noqa: E402
-
-import config  # noqa: E402
-import utils  # noqa: E402
-from runtime import checkpoints, files, inference  # noqa: E402
-from runtime.errors import UserError, run_cli  # noqa: E402
-from tools import provenance  # noqa: E402
+# utils, runtime.checkpoints and runtime.inference load TensorFlow: export() imports them once the flags
+# have parsed, so --help and a bad flag answer at once and without TensorFlow's start-up lines.
 
 # Flags that describe this machine's folders, not the model: left out of the card.
 LOCAL_FLAGS = ('logdir', 'results', 'data_dir')
 
 
 def build_parser():
-    p = config.command_parser('Export a checkpoint of a run as the pretrained model (weights + card).')
+    p = cli.command_parser('Export a checkpoint of a run as the pretrained model (weights + card).',
+                           'python -m tools.export_pretrained')
     p.add_argument('--logdir', required=True, help='the training run\'s logdir (checkpoints, flags.json)')
-    p.add_argument('--checkpoint', default='best', choices=checkpoints.CHOICES,
+    p.add_argument('--checkpoint', default='best', choices=model_sources.RUN_CHECKPOINTS,
                    help='which checkpoint of the run: validation-selected or newest')
     p.add_argument('--data_dir', default=None, help='the data set\'s IDX files (default data/DATASET)')
     p.add_argument('--verify_data', type=config.str2bool, default=True, help='check the data checksums')
     p.add_argument('--results', default=None,
                    help='the run\'s results folder, for the validation accuracy of --checkpoint=latest')
-    p.add_argument('--out', default=inference.PRETRAINED_DIR, help='folder to write (replaced files)')
+    p.add_argument('--out', default=model_sources.PRETRAINED_DIR, help='folder to write (replaced files)')
     p.add_argument('--batch_size', type=int, default=500, help='test-set batch size')
     return p
 
@@ -50,6 +49,7 @@ def test_errors(trained, test_x, test_y, batch_size):
 
 def validation_accuracy(logdir, which, step, results):
     """The validation accuracy of the exported step: best.json for 'best', val_acc.csv otherwise."""
+    from runtime import checkpoints
     if which == 'best':
         state = checkpoints.read_best_state(logdir)
         if state and state['step'] == step:
@@ -96,6 +96,9 @@ def write_weights(path, weights):
 
 
 def export(args):
+    quiet_start.import_tensorflow_quietly()  # before the first module that imports TensorFlow
+    import utils
+    from runtime import inference
     # Before anything is written: the new files in pretrained/ would make every export '+uncommitted'.
     commit = provenance.commit()
     flags = inference.run_flags(args.logdir)
@@ -126,7 +129,7 @@ def export(args):
     storage = 'float16' if val16 is not None and np.array_equal(val16, val32) else 'float32'
     chosen, errors = (weights16, errors16) if storage == 'float16' else (weights32, errors32)
     os.makedirs(args.out, exist_ok=True)
-    weights_path = os.path.join(args.out, inference.PRETRAINED_WEIGHTS)
+    weights_path = os.path.join(args.out, model_sources.PRETRAINED_WEIGHTS)
     write_weights(weights_path, chosen)
     steps_per_epoch = num_train // int(flags.get('batch_size', 128))
     card = {
@@ -151,9 +154,9 @@ def export(args):
         'trained_hardware': training_sessions(args.logdir)[1],
         'hardware': machine['summary'],
         'machine': machine,
-        'sha256': {inference.PRETRAINED_WEIGHTS: inference.sha256_of(weights_path)},
+        'sha256': {model_sources.PRETRAINED_WEIGHTS: inference.sha256_of(weights_path)},
     }
-    files.atomic_write(os.path.join(args.out, inference.PRETRAINED_CARD),
+    files.atomic_write(os.path.join(args.out, model_sources.PRETRAINED_CARD),
                        json.dumps(card, indent=2, sort_keys=True) + '\n')
     files.atomic_write(os.path.join(args.out, 'CARD.md'), card_markdown(card))
     # What users will load: the written files, through the one loader.
@@ -179,7 +182,7 @@ def card_markdown(card):
         '# Pretrained CapsNet',
         '',
         'The weights of one trained run (weights only: no optimizer state), stored as %s in `%s`.'
-        % (card['storage'], inference.PRETRAINED_WEIGHTS),
+        % (card['storage'], model_sources.PRETRAINED_WEIGHTS),
         'Written by `python -m tools.export_pretrained`; `card.json` holds the same facts for programs.',
         '',
         '| | |',
@@ -197,7 +200,7 @@ def card_markdown(card):
         '| trained on | %s |' % (' / '.join(card['trained_hardware']) or 'not recorded'),
         '| exported at commit | %s |' % card['commit'],
         '| exported and tested on | %s |' % card['hardware'],
-        '| sha256 of %s | `%s` |' % (inference.PRETRAINED_WEIGHTS, card['sha256'][inference.PRETRAINED_WEIGHTS]),
+        '| sha256 of %s | `%s` |' % (model_sources.PRETRAINED_WEIGHTS, card['sha256'][model_sources.PRETRAINED_WEIGHTS]),
         '',
         'Use it with `--checkpoint pretrained`:',
         '',

@@ -12,29 +12,22 @@ the run's flags.json, as for --is_training=False (give --dataset and --data_dir 
 import os
 import sys
 
+import matplotlib
+# Figure without pyplot: no global state, no display; savefig renders with Agg.
+from matplotlib.figure import Figure
+import numpy as np
+
+import config
+from runtime import files
+from runtime.errors import UserError, run_cli
 from runtime.quiet_start import import_tensorflow_quietly
 
-import_tensorflow_quietly()
-
-import matplotlib  # noqa: E402
-# Figure without pyplot: no global state, no display; savefig renders with Agg.
-from matplotlib.figure import Figure  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import capsLayer  # noqa: E402
-import capsNet  # noqa: E402
-import config  # noqa: E402
-import utils  # noqa: E402
-from runtime import files, inference
-from runtime.errors import UserError, run_cli  # noqa: E402
-
-tf1 = tf.compat.v1
+# The model, the data pipeline (utils) and runtime.inference load TensorFlow: the functions that restore
+# a model import them, after run() has parsed the flags, so --help and a bad flag answer at once.
 
 RECONSTRUCTION_GRID = 5        # 5 x 5 test digits, and the same grid of reconstructions beside them
 PERTURBED_DIGITS = 3           # digits of different classes in the perturbation figure
 PERTURBATIONS = np.round(np.arange(-0.25, 0.25 + 1e-9, 0.05), 2)  # the paper's -0.25..+0.25 by 0.05
-SIDE = capsNet.IMAGE_SIZE  # MNIST's; other models draw at their own spec's height and width
 DPI = 150
 RECONSTRUCTIONS_SIZE = (8.0, 4.4)        # inches: two square grids and their titles
 PERTURBATION_PANEL_SIZE = (3.0, 5.0)     # inches per digit: 11 columns x 16 rows of 28 x 28 pixels
@@ -47,6 +40,11 @@ class Decoder:
     and free capsule vectors -> decoded images (for perturbations)."""
 
     def __init__(self, cfg):
+        import tensorflow as tf
+        import capsLayer
+        from runtime import inference
+        tf1 = tf.compat.v1
+
         def free_capsule_decoder(model, images):
             masked = tf1.placeholder(tf.float32, [None, model.spec.classes * 16], 'masked_caps')
             with tf1.variable_scope(tf1.get_variable_scope(), reuse=True):
@@ -231,6 +229,8 @@ MULTIMNIST_SEARCHED = 1000
 def multimnist_figure(cfg):
     """Fig. 5 of a MultiMNIST run from its checkpoint: the first right and wrong fixed test pairs, each
     with the two reconstructions from its two longest capsules. Returns {name: path}."""
+    import utils
+    from runtime import inference
     pairs, _, _ = utils.load_multimnist_test(cfg)
     merged = pairs.merged[:MULTIMNIST_SEARCHED]                                          # [N, 36, 36]
     with inference.load_model(cfg.logdir, cfg.checkpoint, fallback_flags=cfg) as trained:
@@ -248,6 +248,7 @@ def multimnist_figure(cfg):
 
 def make_figures(cfg):
     """Writes both figures (Fig. 5 for a MultiMNIST run) into cfg.results; returns their paths."""
+    import utils
     from evaluation.evaluate import trained_flags
     flags = trained_flags(cfg)
     if flags.get('dataset', cfg.dataset) == utils.MULTIMNIST:
@@ -274,10 +275,12 @@ def make_figures(cfg):
 
 def run(argv=None):
     parser = config.build_parser('Draw reconstruction and capsule-perturbation figures of a checkpoint '
-                                 'in --logdir.')
+                                 'in --logdir.', 'python -m tools.figures')
 
     def body():
-        make_figures(config.parse(sys.argv[1:] if argv is None else argv, parser))
+        cfg = config.parse(sys.argv[1:] if argv is None else argv, parser)
+        import_tensorflow_quietly()  # the flags are good: now TensorFlow may load, without its start-up lines
+        make_figures(cfg)
     return run_cli(body)
 
 

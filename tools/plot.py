@@ -13,8 +13,7 @@ import numpy as np
 # Figure without pyplot: no global state, no display; savefig renders with Agg.
 from matplotlib.figure import Figure
 
-import config
-from runtime import files
+from runtime import cli, files
 from runtime.errors import UserError, run_cli
 
 FIGSIZE = (10.0, 4.0)          # inches: two panels side by side
@@ -97,7 +96,7 @@ def draw_curves(results_dir):
 
 
 def build_parser():
-    p = config.command_parser('Draw loss and accuracy curves of a run from its CSVs into a PNG.')
+    p = cli.command_parser('Draw loss and accuracy curves of a run from its CSVs into a PNG.', 'python -m tools.plot')
     p.add_argument('--results', default='results', help='folder with loss.csv, train_acc.csv, val_acc.csv')
     p.add_argument('--out', default=None, help='PNG to write (default: RESULTS/curves.png)')
     return p

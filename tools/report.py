@@ -30,9 +30,8 @@ import sys
 import matplotlib
 from matplotlib.figure import Figure
 
-import config
-from runtime import files
-from runtime.errors import UserError, run_cli
+from runtime import cli, files
+from runtime.errors import ConfigError, UserError, run_cli
 from tools import provenance, reproduce
 
 RECORDS = os.path.join('docs', 'results')
@@ -726,8 +725,9 @@ def read_bytes(path):
 
 
 def build_parser():
-    p = config.command_parser('Collect a run\'s records into docs/results/, draw their curves, rewrite the '
-                              'results, speed and robustness tables of the docs from the records.')
+    p = cli.command_parser('Collect a run\'s records into docs/results/, draw their curves, rewrite the '
+                           'results, speed and robustness tables of the docs from the records.',
+                           'python -m tools.report')
     p.add_argument('--collect', metavar='RUN_FOLDER', help='a run\'s folder (OUT/seedN of tools.reproduce)')
     p.add_argument('--as', dest='name', metavar='NAME', help='the record to write: docs/results/NAME, e.g. paper/seed1')
     p.add_argument('--check', action='store_true', help='write nothing; exit 1 when a doc lags the records')
@@ -746,7 +746,7 @@ def main(argv=None, root=provenance.ROOT):
             return 0
         if args.collect or args.name:
             if not (args.collect and args.name):
-                raise config.ConfigError('--collect RUN_FOLDER and --as NAME go together')
+                raise ConfigError('--collect RUN_FOLDER and --as NAME go together')
             changed = collect(args.collect, args.name, root)
             print('%s: %s' % (os.path.join(RECORDS, args.name),
                               'updated ' + ', '.join(changed) if changed else 'already up to date'))

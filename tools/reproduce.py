@@ -28,9 +28,8 @@ import subprocess
 import sys
 import time
 
-import config
-from runtime import files
-from runtime.errors import TimeLimitReached, TrainingInterrupted, UserError, run_cli
+from runtime import cli, files
+from runtime.errors import ConfigError, TimeLimitReached, TrainingInterrupted, UserError, run_cli
 from tools import provenance
 
 MAIN = os.path.join(provenance.ROOT, 'main.py')
@@ -42,7 +41,7 @@ COLUMNS = ['seed', 'steps', 'epochs', 'val_acc_best', 'test_acc_final', 'test_ac
 
 
 def build_parser():
-    p = config.command_parser('Train, test and tabulate one experiment over several seeds.')
+    p = cli.command_parser('Train, test and tabulate one experiment over several seeds.', 'python -m tools.reproduce')
     p.add_argument('--flagfile', required=True, help='the experiment: a preset such as configs/paper.flags')
     p.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3], help='one run per seed')
     p.add_argument('--out', required=True, help='folder of the runs (OUT/seedN/) and the table')
@@ -73,9 +72,9 @@ class Reproduction:
         self.args, self.runner = args, runner
         self.flagfile = os.path.abspath(args.flagfile)
         if not os.path.isfile(self.flagfile):
-            raise config.ConfigError('no flag file %s; give a preset such as configs/paper.flags' % args.flagfile)
+            raise ConfigError('no flag file %s; give a preset such as configs/paper.flags' % args.flagfile)
         if args.time_limit < 0:
-            raise config.ConfigError('--time_limit must be >= 0, got %s' % args.time_limit)
+            raise ConfigError('--time_limit must be >= 0, got %s' % args.time_limit)
         self.out = args.out
 
     def folder(self, seed):

@@ -22,7 +22,8 @@ HEADER = 'iter_routing,steps,val_acc,test_acc,seconds'
 
 
 def build_parser():
-    p = config.build_parser('Train and test CapsNet once per routing-iteration count; one CSV table.')
+    p = config.build_parser('Train and test CapsNet once per routing-iteration count; one CSV table.',
+                            'python -m tools.study_routing')
     p.add_argument('--steps', type=int, default=1000, help='training steps of every run')
     p.add_argument('--iterations', default='1,3,5', help='comma-separated iter_routing values to compare')
     return p

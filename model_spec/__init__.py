@@ -1,0 +1,71 @@
+"""What capsNet builds from: the model's hyper-parameters (ModelConfig) and the shape of its input
+(InputSpec), with MNIST's as the defaults.
+
+Plain dataclasses, free of TensorFlow and of the rest of the project: config.py takes the flags'
+defaults from here while it parses them, before TensorFlow loads, and the model layer (capsLayer,
+capsNet, this package) imports nothing built on top of it.
+"""
+import dataclasses
+
+# MNIST (and Fashion-MNIST): 28 x 28 grey images of 10 classes. The original model's shapes follow
+# from these, and runs that recorded no input spec were made on them.
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the model and its loss: the one source of their defaults (the original script
+    and the paper). The flags take their defaults from here, and capsNet builds from an instance, so
+    the model itself reads no flags."""
+    m_plus: float = 0.9
+    m_minus: float = 0.1
+    lambda_val: float = 0.5
+    iter_routing: int = 3
+    mask_with_y: bool = True
+    stddev: float = 0.01
+    # The paper's 0.0005 x sum of squared errors, as a weight on the mean over 784 pixels: 0.0005 x 784.
+    regularization_scale: float = 0.392
+    learning_rate: float = 0.001
+    lr_schedule: str = 'constant'
+    primary_caps_relu: bool = True
+    stop_gradient_routing: bool = True
+    leaky_routing: bool = False
+    digit_caps_bias: bool = False
+    # Capsule types of PrimaryCaps (channels of 8-D capsules per grid cell): the paper's 32 for MNIST,
+    # 64 for CIFAR-10 (section 7).
+    primary_caps_types: int = 32
+
+    @classmethod
+    def from_flags(cls, flags):
+        """Picks the fields this class knows from any object with matching attributes."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: getattr(flags, n) for n in names if hasattr(flags, n)})
+
+
+MODEL_DEFAULTS = ModelConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """What the network sees: image height, width, channels and the number of classes. capsNet builds
+    its shapes from it; the readers' arrays and --image_size/--channels/--crop decide it."""
+    height: int = IMAGE_SIZE
+    width: int = IMAGE_SIZE
+    channels: int = 1
+    classes: int = NUM_CLASSES
+
+    @property
+    def values(self):
+        """Pixel values per image: the decoder's output size."""
+        return self.height * self.width * self.channels
+
+    @classmethod
+    def from_flags(cls, flags):
+        """The spec a run recorded in flags.json ('input_spec'); MNIST's for runs made before it existed
+        (and the pretrained card), which were all MNIST-shaped."""
+        recorded = (flags or {}).get('input_spec') or {}
+        return cls(**{f.name: int(recorded[f.name]) for f in dataclasses.fields(cls) if f.name in recorded})
+
+
+MNIST_SPEC = InputSpec()
