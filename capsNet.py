@@ -134,9 +134,8 @@ def mask_capsules(digit_caps, labels):
     return tf.reshape(digit_caps * mask, [-1, num_classes * digit_caps.shape[-1]])
 
 
-# The official code's schedule: lr * 0.96^(step / 2000), continuous (not staircase), floored at 1e-6.
-LR_DECAY_RATE = 0.96
-LR_DECAY_STEPS = 2000
+# The official code's schedule: lr * rate^(step / steps), continuous (not staircase), floored at 1e-6;
+# its rate and period (0.96, 2 000) are ModelConfig's defaults.
 LR_FLOOR = 1e-6
 LR_SCHEDULES = ('constant', 'exponential')
 
@@ -146,8 +145,8 @@ def learning_rate(config, global_step):
     if config.lr_schedule == 'constant':
         return tf.constant(config.learning_rate, tf.float32, name='learning_rate')
     if config.lr_schedule == 'exponential':
-        decayed = tf1.train.exponential_decay(config.learning_rate, global_step, LR_DECAY_STEPS,
-                                              LR_DECAY_RATE, staircase=False)
+        decayed = tf1.train.exponential_decay(config.learning_rate, global_step, config.lr_decay_steps,
+                                              config.lr_decay_rate, staircase=False)
         return tf.maximum(decayed, LR_FLOOR, name='learning_rate')
     raise ValueError('unknown lr_schedule %r; expected one of %s' % (config.lr_schedule, LR_SCHEDULES))
 

@@ -74,7 +74,12 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).',
     # Optimisation.
     a('--learning_rate', type=float, default=MODEL_DEFAULTS.learning_rate, help='Adam learning rate (the start value if decayed)')
     a('--lr_schedule', default=MODEL_DEFAULTS.lr_schedule, choices=('constant', 'exponential'),
-      help='constant (original script) or x0.96 every 2000 steps, continuous, floor 1e-6 (official code)')
+      help='constant (original script) or x--lr_decay_rate every --lr_decay_steps steps, continuous, floor '
+           '1e-6 (official code)')
+    a('--lr_decay_steps', type=int, default=MODEL_DEFAULTS.lr_decay_steps,
+      help='steps over which --lr_schedule=exponential multiplies the rate by --lr_decay_rate (official code)')
+    a('--lr_decay_rate', type=float, default=MODEL_DEFAULTS.lr_decay_rate,
+      help='factor of the exponential schedule every --lr_decay_steps steps (official code)')
     a('--batch_size', type=int, default=128, help='training batch size')
     a('--epoch', type=int, default=50, help='training epochs over the training split')
     a('--max_steps', type=int, default=0, help='stop after this many steps in all (0: epoch x steps/epoch)')
@@ -212,6 +217,9 @@ def validate(cfg):
                           '(the paper: 2)' % cfg.shift_pixels)
     if cfg.learning_rate <= 0:
         raise ConfigError('--learning_rate must be > 0, got %s' % cfg.learning_rate)
+    if cfg.lr_decay_steps < 1 or not 0 < cfg.lr_decay_rate <= 1:
+        raise ConfigError('need --lr_decay_steps >= 1 and 0 < --lr_decay_rate <= 1, got %s and %s'
+                          % (cfg.lr_decay_steps, cfg.lr_decay_rate))
     if getattr(cfg, 'primary_caps_types', 1) < 1:
         raise ConfigError('--primary_caps_types must be at least 1, got %s' % cfg.primary_caps_types)
     if cfg.dataset == 'multimnist':

@@ -28,6 +28,9 @@ class ModelConfig:
     regularization_scale: float = 0.392
     learning_rate: float = 0.001
     lr_schedule: str = 'constant'
+    # The official code's exponential decay: x lr_decay_rate every lr_decay_steps steps, continuously.
+    lr_decay_steps: int = 2000
+    lr_decay_rate: float = 0.96
     primary_caps_relu: bool = True
     stop_gradient_routing: bool = True
     leaky_routing: bool = False

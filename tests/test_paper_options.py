@@ -191,8 +191,8 @@ def test_primary_caps_relu_decides_if_components_can_be_negative(relu):
 
 
 # ---------------------------------------------------------------- learning-rate schedule
-def _learning_rates(schedule, steps):
-    cfg = capsNet.ModelConfig(lr_schedule=schedule, learning_rate=1e-3)
+def _learning_rates(schedule, steps, **decay):
+    cfg = capsNet.ModelConfig(lr_schedule=schedule, learning_rate=1e-3, **decay)
     with tf.Graph().as_default():
         step = tf1.placeholder(tf.int64, [])
         lr = capsNet.learning_rate(cfg, step)
@@ -206,6 +206,21 @@ def test_exponential_schedule_decays_096_every_2000_steps_continuously():
     expected = [1e-3, 1e-3 * 0.96 ** 0.5, 1e-3 * 0.96, 1e-3 * 0.96 ** 2, 1e-6]  # last: the 1e-6 floor
     np.testing.assert_allclose(rates, expected, rtol=1e-6)
     np.testing.assert_allclose(_learning_rates('constant', steps), [1e-3] * len(steps), rtol=1e-7)
+
+
+def test_exponential_schedule_takes_its_period_and_factor_from_the_flags():
+    # CapsNet-Keras' x0.9 an epoch (429 steps of batch 128), continuous here.
+    cfg = capsNet.ModelConfig.from_flags(config.parse(['--lr_schedule=exponential', '--lr_decay_steps=429',
+                                                       '--lr_decay_rate=0.9']))
+    assert (cfg.lr_decay_steps, cfg.lr_decay_rate) == (429, 0.9)
+    rates = _learning_rates('exponential', [0, 429, 858], lr_decay_steps=429, lr_decay_rate=0.9)
+    np.testing.assert_allclose(rates, [1e-3, 9e-4, 8.1e-4], rtol=1e-6)
+
+
+@pytest.mark.parametrize('flags', [['--lr_decay_steps=0'], ['--lr_decay_rate=0'], ['--lr_decay_rate=1.5']])
+def test_a_decay_that_is_no_decay_is_refused_in_one_line(flags):
+    with pytest.raises(config.ConfigError, match=r'need --lr_decay_steps >= 1 and 0 < --lr_decay_rate <= 1'):
+        config.parse(flags)
 
 
 @pytest.mark.parametrize('schedule,expected_lr', [('constant', 1e-3), ('exponential', 1e-3 * 0.96 ** 2)])
