@@ -138,6 +138,11 @@ def test_evaluation_prints_the_pair_error_and_the_single_digit_accuracy(small_da
     test_acc = rows(results / 'test_acc.csv')
     assert test_acc[0] == 'step,test_acc' and test_acc[1].startswith('8,')
     assert float(test_acc[1].split(',')[1]) == pytest.approx(1 - wrong / 20)
+    record = rows(results / 'multimnist_test.csv')
+    assert record[0] == 'step,pair_error,pair_errors,pairs,single_digit_acc,single_digit_errors,digits'
+    step, pair_error, pair_errors, pairs, single_acc, single_errors, digits = record[1].split(',')
+    assert (int(step), int(pair_errors), int(pairs), int(single_errors), int(digits)) == (8, wrong, 20, single_wrong, 20)
+    assert float(pair_error) == pytest.approx(wrong / 20) and float(single_acc) == pytest.approx(single, abs=1e-4)
     # The same fixed pairs every time: a second evaluation gives the same figures.
     assert run_main(argv) == 0
     assert capsys.readouterr().out.split('at step')[0] == out.split('at step')[0]

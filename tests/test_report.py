@@ -177,6 +177,26 @@ def test_time_still_to_train_comes_from_the_pace_of_the_latest_machine_and_cover
     assert report.still_to_train(0, 1.5) == 'done' and report.pace([]) is None
 
 
+def test_multimnist_table_shows_the_pairs_seen_and_the_latest_test_beside_the_paper(tmp_path):
+    run = make_run(tmp_path / 'mm')
+    flags = json.loads((run / 'logdir' / 'flags.json').read_text())
+    flags.update(dataset='multimnist', epoch=1091)
+    (run / 'logdir' / 'flags.json').write_text(json.dumps(flags))
+    (run / 'run.json').unlink()  # trained by main.py itself: about.json names the machine
+    (run / 'results' / 'multimnist_test.csv').write_text(
+        'step,pair_error,pair_errors,pairs,single_digit_acc,single_digit_errors,digits\n'
+        '858,0.5,5000,10000,0.9,1000,10000\n1287,0.25,2500,10000,0.95,500,10000\n')
+    report.collect(str(run), 'multimnist/seed1', str(tmp_path))
+    (tmp_path / 'docs' / 'results' / 'multimnist' / 'seed1' / 'about.json').write_text(
+        json.dumps({'label': 'seed 1, short', 'hardware': 'Some CPU x 2'}))
+    table = report.multimnist_table(report.load_group('multimnist', str(tmp_path)))
+    # 1 287 steps of 128 pairs; an epoch is 429 steps (55 000 training images paired once each).
+    assert '| seed 1, short | 164 736 (3.0 epochs) | bfloat16 | Some CPU x 2 | 98.20 % (858) | ' \
+           '25.00 % (2500 of 10 000 pairs; step 1 287) | 95.00 % (500 errors) |' in table
+    assert table.splitlines()[-1] == '| the paper (Sabour et al., 2017, section 6) | 60 M (1 000 per training ' \
+                                     'image) | - | - | - | 5.2 % | - |'
+
+
 def test_hardware_cell_names_only_the_sessions_about_json_describes():
     record = {'about': {'hardware_names': {'AMD EPYC x 2': 'AMD EPYC Zen 5 x 2 (AVX-512 BF16)'}},
               'sessions': [{'hardware': 'AMD EPYC x 2'}, {'hardware': 'Intel(R) Xeon(R) Processor x 2'},

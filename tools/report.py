@@ -37,7 +37,7 @@ from tools import provenance, reproduce
 RECORDS = os.path.join('docs', 'results')
 FIGURE = os.path.join('docs', 'figures', 'paper_val_curves.png')
 DOCS = ('README.md', os.path.join('docs', 'results.md'), os.path.join('docs', 'performance.md'),
-        os.path.join('docs', 'research-extras.md'))
+        os.path.join('docs', 'research-extras.md'), os.path.join('docs', 'multimnist.md'))
 BENCH_RECORDS = os.path.join(RECORDS, 'bench')
 ROBUSTNESS_RECORDS = os.path.join(RECORDS, 'robustness')
 CSV_NAMES = ('val_acc.csv', 'loss.csv', 'train_acc.csv')
@@ -45,11 +45,12 @@ CSV_NAMES = ('val_acc.csv', 'loss.csv', 'train_acc.csv')
 SOURCES = {'val_acc.csv': 'results/val_acc.csv', 'loss.csv': 'results/loss.csv',
            'train_acc.csv': 'results/train_acc.csv', 'run.json': 'run.json',
            'flags.json': 'logdir/flags.json', 'best.json': 'logdir/best/best.json',
-           'tested.json': 'tested.json'}
+           'tested.json': 'tested.json', 'multimnist_test.csv': 'results/multimnist_test.csv'}
 # Hand-written beside the collected files and never replaced by --collect: what a record cannot say
 # about itself (a label, where transcribed numbers came from, the hardware of an old record).
 ABOUT = 'about.json'
-TRAINING_IMAGES = {'mnist': 60000, 'fashion-mnist': 60000}
+# MultiMNIST pairs each training image with another once an epoch: as many pairs as MNIST images.
+TRAINING_IMAGES = {'mnist': 60000, 'fashion-mnist': 60000, 'multimnist': 60000}
 SEED_FOLDER = re.compile(r'^seed(\d+)$')
 
 # The original CapsNet-Tensorflow script's published validation accuracy, 3 routing iterations:
@@ -363,7 +364,36 @@ def blocks(root=provenance.ROOT):
     return {'paper': results_table(load_group('paper', root), planned_seeds('paper', root)), 'peers': peers_table(),
             'speed': speed_table(benches), 'yardstick': yardstick_table(benches),
             'baseline': baseline_table(benches), 'profile': profile_table(benches), 'ideas': ideas_table(benches),
-            'robustness': robustness_table(load_robustness_records(root))}
+            'robustness': robustness_table(load_robustness_records(root)),
+            'multimnist': multimnist_table(load_group('multimnist', root))}
+
+
+# The paper's MultiMNIST figure (section 6, 3 routing iterations, with reconstruction): trained on 60 M
+# pairs (1 000 per MNIST training image), tested on 10 M.
+PAPER_MULTIMNIST = ('the paper (Sabour et al., 2017, section 6)', '60 M (1 000 per training image)', '5.2 %')
+
+
+def multimnist_table(records):
+    """One row per MultiMNIST run: how many training pairs it saw, its validation-selected step, and the
+    latest test of multimnist_test.csv (pair error by the top-2 rule, single-digit accuracy); the paper last."""
+    lines = ['| run | training pairs seen | precision | hardware | best val pair accuracy (step) | '
+             'test error (step) | single-digit accuracy |', '|---|---|---|---|---|---|---|']
+    for r in records:
+        header, rows = files.read_rows(os.path.join(r['folder'], 'multimnist_test.csv'))
+        test = dict(zip(header, rows[-1])) if rows else None
+        seen = r['steps'] * int(r['flags'].get('batch_size', 128))
+        best = r['best']
+        lines.append('| %s | %s (%.1f epochs) | %s | %s | %s | %s | %s |' % (
+            r['about'].get('label') or r['name'], thousands(seen), r['steps'] / r['steps_per_epoch'],
+            r['flags'].get('precision', '-'), hardware_cell(r),
+            '%s (%s)' % (percent(best['val_acc']), thousands(best['step'])) if best else '-',
+            '%s (%s of %s pairs; step %s)' % (percent(float(test['pair_error'])), test['pair_errors'],
+                                               thousands(test['pairs']), thousands(test['step'])) if test else '-',
+            '%s (%s errors)' % (percent(float(test['single_digit_acc'])), test['single_digit_errors'])
+            if test else '-'))
+    name, pairs, error = PAPER_MULTIMNIST
+    lines.append('| %s | %s | - | - | - | %s | - |' % (name, pairs, error))
+    return '\n'.join(lines) + '\n'
 
 
 def rewrite(text, contents, path='the document'):
