@@ -38,7 +38,9 @@ def build_parser():
     p.add_argument('--verify_data', type=config.str2bool, default=True, help='check the data checksums')
     p.add_argument('--results', default=None,
                    help='the run\'s results folder, for the validation accuracy of --checkpoint=latest')
-    p.add_argument('--out', default=model_sources.PRETRAINED_DIR, help='folder to write (replaced files)')
+    # The help names the folder as the repository does, not by this checkout's absolute path.
+    p.add_argument('--out', default=model_sources.PRETRAINED_DIR,
+                   help='folder to write (replaced files); default: pretrained/ of this checkout')
     p.add_argument('--batch_size', type=int, default=500, help='test-set batch size')
     return p
 
