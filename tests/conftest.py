@@ -12,6 +12,17 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 
+def project_python_files(root=ROOT):
+    """The project's own .py files, sorted: not those of a virtualenv made inside the checkout (CI makes
+    .venv-ci there, users make venv/ or .venv/: any folder holding pyvenv.cfg), hidden folders or caches."""
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith('.') and d != '__pycache__'
+                               and not (Path(folder) / d / 'pyvenv.cfg').exists())
+        found += [Path(folder) / n for n in names if n.endswith('.py')]
+    return sorted(found)
+
+
 
 def real_mnist(root):
     """The real MNIST folder: the checkout's data/mnist (where download_data.py puts it) if it holds the

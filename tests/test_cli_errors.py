@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, run_main
+from conftest import ROOT, project_python_files, run_main
 
 import config
 import download_data
@@ -103,9 +103,9 @@ def test_download_data_bad_flag_is_one_line_exit_2(capsys):
 def command_modules():
     """Every command of the repository as `python -m` names it: each module that runs as __main__."""
     modules = []
-    for path in sorted(ROOT.rglob('*.py')):
+    for path in project_python_files():
         relative = path.relative_to(ROOT)
-        if relative.parts[0] in ('tests', '.git') or "__name__ == '__main__'" not in path.read_text():
+        if relative.parts[0] == 'tests' or "__name__ == '__main__'" not in path.read_text():
             continue
         modules.append('.'.join(relative.with_suffix('').parts))
     return modules

@@ -122,3 +122,16 @@ def test_docs_link_to_files_that_exist():
             if '://' not in target and not (doc.parent / target).exists():
                 missing.append('%s -> %s' % (doc.name, target))
     assert not missing, '\n'.join(missing)
+
+
+def test_project_files_leave_out_virtualenvs_made_inside_the_checkout(tmp_path):
+    # CI makes .venv-ci inside the checkout; the scans of the project's own code must not read it.
+    from conftest import project_python_files
+    for name in ('tools/a.py', 'main.py', '.venv-ci/lib/site.py', 'venv/lib/app.py', 'tools/__pycache__/a.py',
+                 '.git/hook.py'):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("if __name__ == '__main__':\n    pass\n")
+    for venv in ('.venv-ci', 'venv'):
+        (tmp_path / venv / 'pyvenv.cfg').write_text('home = /usr/bin\n')
+    found = [str(p.relative_to(tmp_path)) for p in project_python_files(tmp_path)]
+    assert found == ['main.py', 'tools/a.py']

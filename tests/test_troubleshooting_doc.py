@@ -2,7 +2,7 @@
 is still produced by the code, and the tests check it."""
 import re
 
-from conftest import ROOT
+from conftest import ROOT, project_python_files
 
 from runtime.errors import EXIT_CODES
 
@@ -23,7 +23,7 @@ def source_text(folders_and_files):
 
 
 def text_of_the_code():
-    return source_text(p for p in ROOT.rglob('*.py') if 'tests' not in p.relative_to(ROOT).parts)
+    return source_text(p for p in project_python_files() if 'tests' not in p.relative_to(ROOT).parts)
 
 
 def texts_of_the_tests():
