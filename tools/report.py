@@ -216,7 +216,8 @@ def load_record(folder):
     images = record['about'].get('training_images') or TRAINING_IMAGES.get(flags.get('dataset', 'mnist'))
     record['steps_per_epoch'] = (images - int(flags.get('val_size', 5000))) // int(flags.get('batch_size', 128))
     last = [record['about'].get('steps') or 0] + [int(s) for s in record['tested']]
-    for name in CSV_NAMES:
+    # A test is of the run's last checkpoint, which may lie past the last metrics row.
+    for name in CSV_NAMES + ('multimnist_test.csv',):
         last += series(os.path.join(folder, name))[0][-1:]
     record['steps'] = max(last)
     return record
