@@ -320,6 +320,12 @@ def still_to_train(steps_left, seconds_a_step):
     return '%s steps, about %.1f h' % (thousands(steps_left), steps_left * seconds_a_step / 3600)
 
 
+def best_cell(r):
+    """The run's best validation accuracy and its step, '-' before any validation."""
+    best = r['best']
+    return '%s (%s)' % (percent(best['val_acc']), thousands(best['step'])) if best else '-'
+
+
 def planned_steps(r):
     planned = r['flags'].get('epoch')
     return planned * r['steps_per_epoch'] if planned else None
@@ -331,18 +337,16 @@ def table_row(r, seconds_a_step):
     planned = r['flags'].get('epoch')
     epochs = '%.1f%s (%s steps)' % (r['steps'] / r['steps_per_epoch'], ' of %d' % planned if planned else '',
                                     thousands(r['steps']))
-    best = r['best']
-    best_cell = '%s (%s)' % (percent(best['val_acc']), thousands(best['step'])) if best else '-'
     total = planned_steps(r)
     left = '-' if r['seed'] is None or total is None else still_to_train(total - r['steps'], seconds_a_step)
     return '| %s | %s | %s | %s | %s | %s | %s | %s |' % (
-        label, epochs, r['flags'].get('precision', '-'), hardware_cell(r), best_cell,
+        label, epochs, r['flags'].get('precision', '-'), hardware_cell(r), best_cell(r),
         tested_cell(selected), tested_cell(final), left)
 
 
 def unstarted_row(seed, seeds, seconds_a_step):
     """A planned seed with no record yet: the length of the other seeds' runs, all of it still to train."""
-    totals = [planned_steps(r) for r in seeds if planned_steps(r)]
+    totals = [total for total in map(planned_steps, seeds) if total]
     planned = [r['flags']['epoch'] for r in seeds if r['flags'].get('epoch')]
     epochs = 'not started%s' % (' (0 of %d)' % planned[0] if planned else '')
     left = still_to_train(totals[0], seconds_a_step) if totals else '-'
@@ -383,11 +387,9 @@ def multimnist_table(records):
         header, rows = files.read_rows(os.path.join(r['folder'], 'multimnist_test.csv'))
         test = dict(zip(header, rows[-1])) if rows else None
         seen = r['steps'] * int(r['flags'].get('batch_size', 128))
-        best = r['best']
         lines.append('| %s | %s (%.1f epochs) | %s | %s | %s | %s | %s |' % (
             r['about'].get('label') or r['name'], thousands(seen), r['steps'] / r['steps_per_epoch'],
-            r['flags'].get('precision', '-'), hardware_cell(r),
-            '%s (%s)' % (percent(best['val_acc']), thousands(best['step'])) if best else '-',
+            r['flags'].get('precision', '-'), hardware_cell(r), best_cell(r),
             '%s (%s of %s pairs; step %s)' % (percent(float(test['pair_error'])), test['pair_errors'],
                                                thousands(test['pairs']), thousands(test['step'])) if test else '-',
             '%s (%s errors)' % (percent(float(test['single_digit_acc'])), test['single_digit_errors'])
