@@ -10,6 +10,7 @@ Paper symbols used in comments:
   b_ij    routing logits, c_ij = softmax_j(b_ij) coupling coefficients
   s_j     weighted sum over i of c_ij u_hat_{j|i}; v_j = squash(s_j)
 """
+import numpy as np
 import tensorflow as tf
 
 tf1 = tf.compat.v1
@@ -29,27 +30,107 @@ def _glorot():
     return tf1.initializers.glorot_uniform()
 
 
-def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv'):
-    """A VALID convolution with `weights`/`biases` variables inside `scope` (names checkpoints keep)."""
+def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv', as_matmuls=False):
+    """A VALID convolution with `weights`/`biases` variables inside `scope` (names checkpoints keep).
+
+    as_matmuls: a stride-2 convolution over an even-sized input runs as stride2_conv_as_matmuls (same
+    variables, same values); others always run as tf.nn.conv2d.
+    """
     with tf1.variable_scope(scope):
         in_channels = inputs.shape[-1]
         weights = tf1.get_variable('weights', [kernel_size, kernel_size, in_channels, filters],
                                    initializer=_glorot())
         biases = tf1.get_variable('biases', [filters], initializer=tf1.zeros_initializer())
-        out = tf.nn.conv2d(inputs, weights, strides=stride, padding='VALID') + biases
+        if as_matmuls and stride == 2 and inputs.shape[1] % 2 == 0 and inputs.shape[2] % 2 == 0:
+            out = stride2_conv_as_matmuls(inputs, weights) + biases
+        else:
+            out = tf.nn.conv2d(inputs, weights, strides=stride, padding='VALID') + biases
         return activation(out) if activation is not None else out
 
 
+def _in_sequence(steps):
+    """[step(None), step(its output), ...], each built under a control dependency on the one before:
+    one step's temporaries are freed before the next one's exist, which bounds the memory of the
+    chunked products below (unordered, the executor may cut every chunk's patches at once)."""
+    outputs = []
+    for step in steps:
+        with tf.control_dependencies(outputs[-1:]):
+            outputs.append(step(outputs[-1] if outputs else None))
+    return outputs
+
+
+def _plus(total, part):
+    return part if total is None else total + part
+
+
+def stride2_conv_as_matmuls(inputs, weights):
+    """tf.nn.conv2d(inputs, weights, strides=2, padding='VALID') as matrix products, gradient included.
+
+    inputs [B, H, W, C] with H, W even; weights [k, k, C, O]. PrimaryCaps' 9x9 stride-2 convolution is
+    96 % of the model's FLOPs, and oneDNN's bfloat16 kernels for its two gradients run far below the
+    machine's matmul rate (docs/performance.md); as matmuls the three products run near it.
+    With P the patches (rows (b, oy, ox), columns (ki, kj, c)):
+      y  = P W                   forward
+      dW = P^T dy                weight gradient
+      dx = fold(dy W^T)          input gradient: each row of dy W^T is a patch's worth of input
+                                 gradient, summed back onto the positions it was cut from
+    Each product runs one kernel row ki at a time, in sequence, and P is cut again in the backward pass
+    instead of being kept: the memory of one kernel row's patches (1/k of P) rather than all of P.
+    """
+    k, _, channels, outputs = weights.shape
+    _, height, width, _ = inputs.shape
+    out_h, out_w = (height - k) // 2 + 1, (width - k) // 2 + 1
+    # Input position (row-major) that row (kj, oy, ox) of kernel row ki's input gradient belongs to.
+    ki, kj, oy, ox = np.meshgrid(range(k), range(k), range(out_h), range(out_w), indexing='ij')
+    positions = ((2 * oy + ki) * width + (2 * ox + kj)).reshape(k, -1).astype(np.int32)  # [k, k*OH*OW]
+
+    def row_patches(phases, ki):
+        """Kernel row ki's patches, [B*OH*OW, k*C]: input pixel (2*oy + ki, 2*ox + kj) is pixel
+        (oy + ki//2, ox + kj//2) of the stride-2 phase (ki % 2, kj % 2), so each is a plain slice."""
+        cuts = [phases[:, ki // 2:ki // 2 + out_h, ki % 2, kj // 2:kj // 2 + out_w, kj % 2, :]
+                for kj in range(k)]                                            # k x [B, OH, OW, C]
+        return tf.reshape(tf.concat(cuts, axis=-1), [-1, k * channels])
+
+    @tf.custom_gradient
+    def conv(x, w):
+        phases = tf.reshape(x, [-1, height // 2, 2, width // 2, 2, channels])  # x[b, 2a + p, 2c + q]
+        w_rows = tf.reshape(w, [k, k * channels, outputs])                     # [k, k*C, O]
+        y = _in_sequence([lambda total, ki=ki: _plus(total, tf.matmul(row_patches(phases, ki), w_rows[ki]))
+                          for ki in range(k)])[-1]                                # [B*OH*OW, O]
+
+        def grad(dy):
+            dy_rows = tf.reshape(dy, [-1, outputs])                            # [B*OH*OW, O]
+            dw_rows = _in_sequence([lambda _, ki=ki: tf.matmul(row_patches(phases, ki), dy_rows,
+                                                               transpose_a=True)
+                                    for ki in range(k)])                       # k x [k*C, O]
+            dw = tf.reshape(tf.stack(dw_rows), [k, k, channels, outputs])
+            # Rows ordered (oy, ox, b) so that one kernel offset's rows of dy W^T form one block.
+            dy_by_position = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [1, -1, outputs])   # [1, OH*OW*B, O]
+            w_t = tf.transpose(tf.reshape(w, [k, k, channels, outputs]), [0, 1, 3, 2])      # [k, k, O, C]
+
+            def add_row(total, ki):
+                pieces = tf.matmul(dy_by_position, w_t[ki])                    # [k, OH*OW*B, C]
+                pieces = tf.reshape(pieces, [k * out_h * out_w, -1])           # [k*OH*OW, B*C]
+                return _plus(total, tf.math.unsorted_segment_sum(pieces, positions[ki], height * width))
+            dx = _in_sequence([lambda total, ki=ki: add_row(total, ki) for ki in range(k)])[-1]  # [H*W, B*C]
+            dx = tf.transpose(tf.reshape(dx, [height, width, -1, channels]), [2, 0, 1, 3])  # [B, H, W, C]
+            return dx, dw
+
+        return tf.reshape(y, [-1, out_h, out_w, outputs]), grad
+
+    return conv(inputs, tf.convert_to_tensor(weights))
+
+
 def primary_caps(inputs, num_channels=32, caps_dim=8, kernel_size=9, stride=2,
-                 relu=True, scope='primary_caps'):
+                 relu=True, scope='primary_caps', as_matmuls=False):
     """PrimaryCaps: one conv producing num_channels * caps_dim maps, regrouped into capsules.
 
     inputs: [B, 20, 20, 256] -> conv [B, 6, 6, 32 * 8] -> u: [B, 1152, 8], squashed.
     The original TF script keeps the ReLU of the conv before squashing; the official code has none,
-    hence `relu`.
+    hence `relu`. as_matmuls: see conv_layer (a speed choice; the layer's values stay the same).
     """
     conv = conv_layer(inputs, num_channels * caps_dim, kernel_size, stride,
-                      activation=tf.nn.relu if relu else None, scope=scope)
+                      activation=tf.nn.relu if relu else None, scope=scope, as_matmuls=as_matmuls)
     height, width = conv.shape[1], conv.shape[2]
     # Channels [c * 8 : (c + 1) * 8] of each grid cell form capsule c of that cell.
     u = tf.reshape(conv, [-1, height * width * num_channels, caps_dim])  # u: [B, 1152, 8]

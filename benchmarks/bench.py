@@ -45,6 +45,8 @@ IDEAS = {
     'oneDNN off (Eigen kernels)': {'env': {'TF_ENABLE_ONEDNN_OPTS': '0'}},
     'PrimaryCaps as a space-to-depth 5x5 conv': {'conv': 'space_to_depth'},
     'PrimaryCaps space-to-depth, bfloat16': {'conv': 'space_to_depth', 'precision': 'bfloat16'},
+    'PrimaryCaps as tf.nn.conv2d': {'primary_caps_impl': 'conv'},
+    'PrimaryCaps as matmuls': {'primary_caps_impl': 'matmuls'},
     'threads intra 2 inter 1': {'intra_op_threads': 2, 'inter_op_threads': 1},
     'threads intra 1 inter 1': {'intra_op_threads': 1, 'inter_op_threads': 1},
 }
@@ -156,11 +158,16 @@ def task_train(task):
     if task.get('conv') == 'space_to_depth':
         from benchmarks import reference_layers
         capsLayer.conv_layer = reference_layers.space_to_depth_conv_layer
+    from runtime import session
+    # The formulation main.py would pick for these speed flags ('auto'), unless the task names one.
+    primary_caps_impl = session.primary_caps_impl(argparse.Namespace(
+        precision=task.get('precision', 'float32'), primary_caps_impl=task.get('primary_caps_impl', 'auto')))
     batch, steps, warmup = task['batch_size'], task['steps'], task['warmup']
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(1)
-        model_config = capsNet.ModelConfig(iter_routing=task['iter_routing'])
+        model_config = capsNet.ModelConfig(iter_routing=task['iter_routing'],
+                                           primary_caps_impl=primary_caps_impl)
         global_step = tf1.train.get_or_create_global_step()
         train_input = utils.InputPipeline(batch, True, task['num_threads'], 'train_input')
         model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True)
@@ -177,7 +184,7 @@ def task_train(task):
     graph.finalize()
     # One batch more than the timed steps need: the traced step of --profile.
     images, labels = synthetic_mnist(batch * (steps + warmup + 1))
-    result = {}
+    result = {'primary_caps_impl': primary_caps_impl}
     with tf1.Session(graph=graph, config=session_config(task)) as sess:
         sess.run(init)
         train_input.initialize(sess, images, labels)
@@ -310,7 +317,8 @@ def train_task(args, **overrides):
     task = dict(kind='train', impl='project', batch_size=args.batch_size, steps=args.steps,
                 warmup=args.warmup, iter_routing=args.iter_routing, num_threads=args.num_threads,
                 precision=args.precision, xla=args.xla, intra_op_threads=args.intra_op_threads,
-                inter_op_threads=args.inter_op_threads, inference=False)
+                inter_op_threads=args.inter_op_threads, primary_caps_impl=args.primary_caps_impl,
+                inference=False)
     task.update(overrides)
     return task
 
@@ -453,6 +461,10 @@ def report(args, figures, load_before, machine=None, commit=None):
     p()
 
     project, tiled = figures['project'], figures.get('tiled')
+    if 'primary_caps_impl' in project:
+        p('project: PrimaryCaps computed as %s (--primary_caps_impl %s)'
+          % ({'conv': 'tf.nn.conv2d', 'matmuls': 'matmuls'}[project['primary_caps_impl']],
+             args.primary_caps_impl))
     p('%-34s %14s %14s %8s' % ('', 'project', 'tiled baseline', 'ratio'))
     for key, label, unit in (('train_images_per_s', 'training images/s', 'images/s'),
                              ('infer_images_per_s', 'inference images/s', 'images/s'),
@@ -562,6 +574,8 @@ def build_parser():
     a('--precision', choices=session.PRECISIONS, default='float32',
       help='precision of the project model (the baseline stays float32)')
     a('--xla', action='store_true', help='XLA-compile the project model')
+    a('--primary_caps_impl', choices=session.PRIMARY_CAPS_IMPLS, default='auto',
+      help='PrimaryCaps as tf.nn.conv2d or matmuls (auto: what main.py picks for --precision here)')
     a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: one per core)')
     a('--inter_op_threads', type=int, default=0, help='ops run at once (0: TensorFlow chooses)')
     a('--eval_batch_size', type=int, default=500,

@@ -82,7 +82,7 @@ def build_tower_graph(cfg, placement):
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(cfg.seed)
-        model_config = capsNet.ModelConfig.from_flags(cfg)
+        model_config = session.model_config(cfg)
         with tf1.device(_device_setter(placement, placement.host_device)):
             global_step = tf1.train.get_or_create_global_step()
             train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input',

@@ -15,7 +15,7 @@ from runtime import errors
 from runtime.errors import UserError
 # Also read as inference.PRETRAINED_DIR and so on; tests point PRETRAINED_DIR at an exported copy.
 from runtime.model_sources import LOAD_CHOICES, PRETRAINED_CARD, PRETRAINED_DIR, PRETRAINED_WEIGHTS
-from runtime.session import session_config
+from runtime.session import model_config, session_config
 
 tf1 = tf.compat.v1
 
@@ -208,8 +208,9 @@ def load_model(logdir, which='latest', fallback_flags=None, session_flags=None, 
         # (model.top2); its targets, like the labels, only feed a loss nobody reads here.
         pair = (capsNet.Pair(tf.zeros(tf.shape(images)[:1], tf.int32), tf.zeros_like(images), tf.zeros_like(images))
                 if flags.get('dataset') == 'multimnist' else None)
-        model = capsNet.CapsNet(images, tf.zeros(tf.shape(images)[:1], tf.int32),
-                                capsNet.ModelConfig.from_flags(types.SimpleNamespace(**flags)), training=False,
+        # The formulation of PrimaryCaps follows this session's precision, not the training run's.
+        config = model_config(types.SimpleNamespace(**flags), session_flags or types.SimpleNamespace())
+        model = capsNet.CapsNet(images, tf.zeros(tf.shape(images)[:1], tf.int32), config, training=False,
                                 spec=spec, pair=pair)
         extra = extend_graph(model, images) if extend_graph else None
         global_step = tf1.train.get_or_create_global_step()

@@ -22,7 +22,8 @@ from runtime.errors import ConfigError
 FLAGS_FILE = 'flags.json'
 SESSIONS_FILE = 'sessions.json'
 # The model and the order it sees the data in: changing one of these mid-run makes another run.
-IDENTITY_FLAGS = tuple(f.name for f in dataclasses.fields(model_spec.ModelConfig)) + (
+IDENTITY_FLAGS = tuple(f.name for f in dataclasses.fields(model_spec.ModelConfig)
+                       if f.name not in model_spec.SPEED_FIELDS) + (
     'batch_size', 'seed', 'shift_pixels', 'val_size', 'dataset')
 
 

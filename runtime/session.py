@@ -57,6 +57,34 @@ def onednn_enabled():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
+PRIMARY_CAPS_IMPLS = ('auto', 'conv', 'matmuls')
+
+
+def primary_caps_impl(flags):
+    """How PrimaryCaps' convolution is computed for these speed flags (--primary_caps_impl).
+
+    'auto' is 'matmuls' where the bfloat16 rewrite runs on the CPU (--precision bfloat16, oneDNN on, no
+    GPU), which trains 1.5-2x faster there, and 'conv' elsewhere: in float32 and with TensorFlow's own
+    (Eigen) kernels the matmuls were no faster to train and slower to infer (docs/performance.md).
+    """
+    requested = getattr(flags, 'primary_caps_impl', 'auto')
+    if requested != 'auto':
+        return requested
+    if getattr(flags, 'precision', 'float32') != 'bfloat16' or not onednn_enabled():
+        return 'conv'
+    import tensorflow as tf
+    return 'conv' if tf.config.list_physical_devices('GPU') else 'matmuls'
+
+
+def model_config(run_flags, speed_flags=None):
+    """The ModelConfig of a run's flags, its PrimaryCaps formulation decided by speed_flags (the flags
+    of this session; run_flags when None)."""
+    import dataclasses
+    from model_spec import ModelConfig
+    return dataclasses.replace(ModelConfig.from_flags(run_flags),
+                               primary_caps_impl=primary_caps_impl(speed_flags or run_flags))
+
+
 def precision_note(cfg, is_gpu_run=False):
     """A one-line note when --precision bfloat16 would silently do nothing here, else None."""
     if getattr(cfg, 'precision', 'float32') != 'bfloat16' or is_gpu_run or onednn_enabled():

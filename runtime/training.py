@@ -22,7 +22,7 @@ from runtime.graceful_stop import GracefulStop, StopRequested, signals_ignored
 from readers import multimnist
 from runtime.inference import count_correct, count_pairs_correct
 from runtime.runlock import RunLock
-from runtime.session import precision_note, session_config
+from runtime.session import model_config as build_model_config, precision_note, session_config
 
 tf1 = tf.compat.v1
 
@@ -50,7 +50,7 @@ def build_train_graph(cfg):
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(cfg.seed)
-        model_config = capsNet.ModelConfig.from_flags(cfg)
+        model_config = build_model_config(cfg)
         global_step = tf1.train.get_or_create_global_step()
         train_input = utils.InputPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input',
                                           shift_pixels=cfg.shift_pixels, seed=cfg.seed, random_crop=True,
@@ -83,7 +83,7 @@ def build_pair_train_graph(cfg):
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(cfg.seed)
-        model_config = capsNet.ModelConfig.from_flags(cfg)
+        model_config = build_model_config(cfg)
         global_step = tf1.train.get_or_create_global_step()
         train_input = utils.PairPipeline(cfg.batch_size, True, cfg.num_threads, 'train_input', spec.height)
         eval_input = utils.PairPipeline(cfg.eval_batch_size, False, cfg.num_threads, 'eval_input', spec.height)

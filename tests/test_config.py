@@ -71,4 +71,6 @@ def test_usage_doc_documents_every_flag():
 def test_flag_defaults_of_the_model_are_the_model_defaults():
     defaults = config.parse([])
     for field in dataclasses.fields(model_spec.ModelConfig):
+        if field.name in model_spec.SPEED_FIELDS:
+            continue  # 'auto' there: the runtime decides for the machine (test_primary_caps_matmuls.py)
         assert getattr(defaults, field.name) == getattr(model_spec.MODEL_DEFAULTS, field.name), field.name
