@@ -5,9 +5,14 @@ import csv
 import io
 import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-from conftest import run_main, tiny_run_args
+from conftest import ROOT, run_main, tiny_run_args
 
 from runtime import training
 from tools import reproduce
@@ -121,3 +126,30 @@ def test_sessions_record_the_machine_and_old_plain_string_records_still_read(tmp
     assert {'cpu_model', 'family', 'model', 'isa', 'onednn', 'load_average'} <= set(new['machine'])
     row = reproduce.summarize(str(folder), 1)
     assert row['hardware'] == 'AMD EPYC x 2 / ' + new['hardware']
+
+
+@pytest.mark.slow
+def test_sigterm_to_reproduce_stops_its_training_child_which_saves(tiny_mnist, tmp_path):
+    # `kill PID` of the wrapper must not leave main.py training on, unrecorded, as an orphan.
+    out = tmp_path / 'out'
+    argv = reproduce_argv(tiny_mnist, out)
+    argv[argv.index('--seeds') + 1:argv.index('--seeds') + 3] = ['1']
+    argv[argv.index('--max_steps') + 1] = '100000'
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1')
+    process = subprocess.Popen([sys.executable, '-m', 'tools.reproduce'] + argv, cwd=str(ROOT), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    loss_csv = out / 'seed1' / 'results' / 'loss.csv'
+    deadline = time.time() + 300
+    while not (loss_csv.exists() and len(loss_csv.read_text().splitlines()) >= 3):
+        assert process.poll() is None and time.time() < deadline, process.stderr.read() if process.poll() else ''
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 130
+    record = json.loads((out / 'seed1' / 'run.json').read_text())
+    session = record['sessions'][-1]
+    assert session['exit_code'] == 130                # recorded only once the child had ended
+    stopped_at = session['steps'][1]
+    assert stopped_at >= 2 and (out / 'seed1' / 'logdir' / ('model.ckpt-%d.index' % stopped_at)).exists()
+    rows = loss_csv.read_text().splitlines()
+    time.sleep(2)
+    assert loss_csv.read_text().splitlines() == rows  # nobody trains on

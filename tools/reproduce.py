@@ -23,6 +23,7 @@ import io
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -53,8 +54,13 @@ def build_parser():
 
 
 def subprocess_runner(argv):
-    """Runs `python main.py ARGV` with its output shown; returns (exit code, its stdout)."""
+    """Runs `python main.py ARGV` with its output shown; returns (exit code, its stdout).
+
+    A SIGTERM sent to this process (`kill PID`) is passed on to main.py, which saves its checkpoint and
+    exits 130 like after Ctrl-C; left alone, the child would go on training with nobody to record it.
+    """
     process = subprocess.Popen([sys.executable, MAIN] + argv, stdout=subprocess.PIPE, text=True)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
     lines = []
     try:
         for line in process.stdout:
@@ -65,6 +71,8 @@ def subprocess_runner(argv):
         # The child got the same Ctrl-C and saves its checkpoint; wait for it rather than orphan it.
         process.wait()
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Reproduction:
