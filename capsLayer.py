@@ -63,26 +63,37 @@ def _plus(total, part):
     return part if total is None else total + part
 
 
+def _fold_matrix(size, kernel_size, out_size):
+    """[size, k * out_size] 0/1: entry (2 * o + kk, kk * out_size + o) is 1. Multiplied into the input
+    gradient's pieces (kernel offset kk, output position o), it sums each onto input position 2o + kk."""
+    fold = np.zeros((size, kernel_size * out_size), np.float32)
+    for kk in range(kernel_size):
+        for o in range(out_size):
+            fold[2 * o + kk, kk * out_size + o] = 1.0
+    return fold
+
+
 def stride2_conv_as_matmuls(inputs, weights):
     """tf.nn.conv2d(inputs, weights, strides=2, padding='VALID') as matrix products, gradient included.
 
     inputs [B, H, W, C] with H, W even; weights [k, k, C, O]. PrimaryCaps' 9x9 stride-2 convolution is
     96 % of the model's FLOPs, and oneDNN's bfloat16 kernels for its two gradients run far below the
-    machine's matmul rate (docs/performance.md); as matmuls the three products run near it.
+    machine's matmul rate (docs/performance.md); as matmuls the products run near it.
     With P the patches (rows (b, oy, ox), columns (ki, kj, c)):
       y  = P W                   forward
       dW = P^T dy                weight gradient
       dx = fold(dy W^T)          input gradient: each row of dy W^T is a patch's worth of input
-                                 gradient, summed back onto the positions it was cut from
-    Each product runs one kernel row ki at a time, in sequence, and P is cut again in the backward pass
+                                 gradient, to be summed back onto the positions it was cut from
+    The fold is two more products with 0/1 matrices (_fold_matrix): over (kj, ox) onto the input's
+    columns, then over (ki, oy) onto its rows, each separable and small (a few % of the FLOPs).
+    The products run one kernel row ki at a time, in sequence, and P is cut again in the backward pass
     instead of being kept: the memory of one kernel row's patches (1/k of P) rather than all of P.
     """
     k, _, channels, outputs = weights.shape
     _, height, width, _ = inputs.shape
     out_h, out_w = (height - k) // 2 + 1, (width - k) // 2 + 1
-    # Input position (row-major) that row (kj, oy, ox) of kernel row ki's input gradient belongs to.
-    ki, kj, oy, ox = np.meshgrid(range(k), range(k), range(out_h), range(out_w), indexing='ij')
-    positions = ((2 * oy + ki) * width + (2 * ox + kj)).reshape(k, -1).astype(np.int32)  # [k, k*OH*OW]
+    fold_columns = _fold_matrix(width, k, out_w)[None]                          # [1, W, k*OW]
+    fold_rows = _fold_matrix(height, k, out_h)                                  # [H, k*OH]
 
     def row_patches(phases, ki):
         """Kernel row ki's patches, [B*OH*OW, k*C]: input pixel (2*oy + ki, 2*ox + kj) is pixel
@@ -104,15 +115,17 @@ def stride2_conv_as_matmuls(inputs, weights):
                                                                transpose_a=True)
                                     for ki in range(k)])                       # k x [k*C, O]
             dw = tf.reshape(tf.stack(dw_rows), [k, k, channels, outputs])
-            # Rows ordered (oy, ox, b) so that one kernel offset's rows of dy W^T form one block.
-            dy_by_position = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [1, -1, outputs])   # [1, OH*OW*B, O]
-            w_t = tf.transpose(tf.reshape(w, [k, k, channels, outputs]), [0, 1, 3, 2])      # [k, k, O, C]
+            # One output row oy per batch entry, its columns and images (ox, b) as rows.
+            dy_by_row = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [out_h, 1, -1, outputs])  # [OH, 1, OW*B, O]
+            w_t = tf.transpose(w, [0, 1, 3, 2])                                # [k, k, O, C]
 
-            def add_row(total, ki):
-                pieces = tf.matmul(dy_by_position, w_t[ki])                    # [k, OH*OW*B, C]
-                pieces = tf.reshape(pieces, [k * out_h * out_w, -1])           # [k*OH*OW, B*C]
-                return _plus(total, tf.math.unsorted_segment_sum(pieces, positions[ki], height * width))
-            dx = _in_sequence([lambda total, ki=ki: add_row(total, ki) for ki in range(k)])[-1]  # [H*W, B*C]
+            def fold_kernel_row(_, ki):
+                pieces = tf.matmul(dy_by_row, w_t[ki][None])                   # [OH, k, OW*B, C]
+                pieces = tf.reshape(pieces, [out_h, k * out_w, -1])            # [OH, (kj, ox), B*C]
+                return tf.matmul(tf.constant(fold_columns, dy.dtype), pieces)   # [OH, W, B*C]
+            by_row = _in_sequence([lambda total, ki=ki: fold_kernel_row(total, ki) for ki in range(k)])
+            by_row = tf.reshape(tf.stack(by_row), [k * out_h, -1])             # [(ki, oy), W*B*C]
+            dx = tf.matmul(tf.constant(fold_rows, dy.dtype), by_row)          # [H, W*B*C]
             dx = tf.transpose(tf.reshape(dx, [height, width, -1, channels]), [2, 0, 1, 3])  # [B, H, W, C]
             return dx, dw
 
