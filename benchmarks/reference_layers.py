@@ -88,8 +88,10 @@ def space_to_depth_conv(inputs, weights):
     return tf.nn.conv2d(phases, kernel, strides=1, padding='VALID')
 
 
-def space_to_depth_conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv'):
-    """capsLayer.conv_layer with the same variables; stride-2 layers go through space_to_depth_conv."""
+def space_to_depth_conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv',
+                              as_matmuls=False):
+    """capsLayer.conv_layer with the same variables; stride-2 layers go through space_to_depth_conv
+    (as_matmuls, capsLayer's other formulation, is what this one replaces, so it is ignored)."""
     if stride != 2 or kernel_size % 2 == 0 or inputs.shape[1] % 2 or inputs.shape[2] % 2:
         return _plain_conv_layer(inputs, filters, kernel_size, stride, activation, scope)
     with tf1.variable_scope(scope):
