@@ -119,11 +119,11 @@ def stride2_conv_as_matmuls(inputs, weights):
             dy_by_row = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [out_h, 1, -1, outputs])  # [OH, 1, OW*B, O]
             w_t = tf.transpose(w, [0, 1, 3, 2])                                # [k, k, O, C]
 
-            def fold_kernel_row(_, ki):
+            def fold_kernel_row(ki):
                 pieces = tf.matmul(dy_by_row, w_t[ki][None])                   # [OH, k, OW*B, C]
                 pieces = tf.reshape(pieces, [out_h, k * out_w, -1])            # [OH, (kj, ox), B*C]
                 return tf.matmul(tf.constant(fold_columns, dy.dtype), pieces)   # [OH, W, B*C]
-            by_row = _in_sequence([lambda total, ki=ki: fold_kernel_row(total, ki) for ki in range(k)])
+            by_row = _in_sequence([lambda _, ki=ki: fold_kernel_row(ki) for ki in range(k)])
             by_row = tf.reshape(tf.stack(by_row), [k * out_h, -1])             # [(ki, oy), W*B*C]
             dx = tf.matmul(tf.constant(fold_rows, dy.dtype), by_row)          # [H, W*B*C]
             dx = tf.transpose(tf.reshape(dx, [height, width, -1, channels]), [2, 0, 1, 3])  # [B, H, W, C]

@@ -159,15 +159,14 @@ def task_train(task):
         from benchmarks import reference_layers
         capsLayer.conv_layer = reference_layers.space_to_depth_conv_layer
     from runtime import session
-    # The formulation main.py would pick for these speed flags ('auto'), unless the task names one.
-    primary_caps_impl = session.primary_caps_impl(argparse.Namespace(
-        precision=task.get('precision', 'float32'), primary_caps_impl=task.get('primary_caps_impl', 'auto')))
+    # The model main.py would build for these speed flags (PrimaryCaps 'auto'), unless the task names one.
+    model_config = session.model_config(argparse.Namespace(
+        iter_routing=task['iter_routing'], precision=task.get('precision', 'float32'),
+        primary_caps_impl=task.get('primary_caps_impl', 'auto')))
     batch, steps, warmup = task['batch_size'], task['steps'], task['warmup']
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(1)
-        model_config = capsNet.ModelConfig(iter_routing=task['iter_routing'],
-                                           primary_caps_impl=primary_caps_impl)
         global_step = tf1.train.get_or_create_global_step()
         train_input = utils.InputPipeline(batch, True, task['num_threads'], 'train_input')
         model = capsNet.CapsNet(train_input.images, train_input.labels, model_config, training=True)
@@ -184,7 +183,7 @@ def task_train(task):
     graph.finalize()
     # One batch more than the timed steps need: the traced step of --profile.
     images, labels = synthetic_mnist(batch * (steps + warmup + 1))
-    result = {'primary_caps_impl': primary_caps_impl}
+    result = {'primary_caps_impl': model_config.primary_caps_impl}
     with tf1.Session(graph=graph, config=session_config(task)) as sess:
         sess.run(init)
         train_input.initialize(sess, images, labels)

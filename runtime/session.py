@@ -64,7 +64,7 @@ def primary_caps_impl(flags):
     """How PrimaryCaps' convolution is computed for these speed flags (--primary_caps_impl).
 
     'auto' is 'matmuls' where the bfloat16 rewrite runs on the CPU (--precision bfloat16, oneDNN on, no
-    GPU), which trains 1.5-2x faster there, and 'conv' elsewhere: in float32 and with TensorFlow's own
+    GPU), which trained about 2x as fast there, and 'conv' elsewhere: in float32 and with TensorFlow's own
     (Eigen) kernels the matmuls were no faster to train and slower to infer (docs/performance.md).
     """
     requested = getattr(flags, 'primary_caps_impl', 'auto')
