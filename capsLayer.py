@@ -33,15 +33,15 @@ def _glorot():
 def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv', as_matmuls=False):
     """A VALID convolution with `weights`/`biases` variables inside `scope` (names checkpoints keep).
 
-    as_matmuls: a stride-2 convolution over an even-sized input runs as stride2_conv_as_matmuls (same
-    variables, same values); others always run as tf.nn.conv2d.
+    as_matmuls: a stride-2 convolution runs as stride2_conv_as_matmuls (same variables, same values);
+    others always run as tf.nn.conv2d.
     """
     with tf1.variable_scope(scope):
         in_channels = inputs.shape[-1]
         weights = tf1.get_variable('weights', [kernel_size, kernel_size, in_channels, filters],
                                    initializer=_glorot())
         biases = tf1.get_variable('biases', [filters], initializer=tf1.zeros_initializer())
-        if as_matmuls and stride == 2 and inputs.shape[1] % 2 == 0 and inputs.shape[2] % 2 == 0:
+        if as_matmuls and stride == 2:
             out = stride2_conv_as_matmuls(inputs, weights) + biases
         else:
             out = tf.nn.conv2d(inputs, weights, strides=stride, padding='VALID') + biases
@@ -73,10 +73,18 @@ def _fold_matrix(size, kernel_size, out_size):
     return fold
 
 
+def _patch_cells(height, width, kernel_size, out_h, out_w):
+    """[k, OH*OW*k] int32: row ki lists, for each output cell (oy, ox) and kernel column kj in that
+    order, the flat index (2*oy + ki) * W + 2*ox + kj of the input pixel that patch entry reads."""
+    ki, oy, ox, kj = np.meshgrid(*(np.arange(n) for n in (kernel_size, out_h, out_w, kernel_size)),
+                                 indexing='ij')
+    return ((2 * oy + ki) * width + 2 * ox + kj).reshape(kernel_size, -1).astype(np.int32)
+
+
 def stride2_conv_as_matmuls(inputs, weights):
     """tf.nn.conv2d(inputs, weights, strides=2, padding='VALID') as matrix products, gradient included.
 
-    inputs [B, H, W, C] with H, W even; weights [k, k, C, O]. PrimaryCaps' 9x9 stride-2 convolution is
+    inputs [B, H, W, C]; weights [k, k, C, O]. PrimaryCaps' 9x9 stride-2 convolution is
     96 % of the model's FLOPs, and oneDNN's bfloat16 kernels for its two gradients run far below the
     machine's matmul rate (docs/performance.md); as matmuls the products run near it.
     With P the patches (rows (b, oy, ox), columns (ki, kj, c)):
@@ -94,24 +102,24 @@ def stride2_conv_as_matmuls(inputs, weights):
     out_h, out_w = (height - k) // 2 + 1, (width - k) // 2 + 1
     fold_columns = _fold_matrix(width, k, out_w)[None]                          # [1, W, k*OW]
     fold_rows = _fold_matrix(height, k, out_h)                                  # [H, k*OH]
+    patch_cells = _patch_cells(height, width, k, out_h, out_w)                 # [k, OH*OW*k]
 
-    def row_patches(phases, ki):
-        """Kernel row ki's patches, [B*OH*OW, k*C]: input pixel (2*oy + ki, 2*ox + kj) is pixel
-        (oy + ki//2, ox + kj//2) of the stride-2 phase (ki % 2, kj % 2), so each is a plain slice."""
-        cuts = [phases[:, ki // 2:ki // 2 + out_h, ki % 2, kj // 2:kj // 2 + out_w, kj % 2, :]
-                for kj in range(k)]                                            # k x [B, OH, OW, C]
-        return tf.reshape(tf.concat(cuts, axis=-1), [-1, k * channels])
+    def row_patches(x, ki):
+        """Kernel row ki's patches, [B*OH*OW, k*C]: one gather of whole pixels (C channels each) from
+        the input laid out [B, H*W, C], for every (oy, ox, kj) in that order. One copy; the nine slices
+        and a concat it replaces copied each value twice and ran about 3x slower (docs/performance.md)."""
+        cells = tf.gather(tf.reshape(x, [-1, height * width, channels]), patch_cells[ki], axis=1)
+        return tf.reshape(cells, [-1, k * channels])                          # [B*OH*OW, k*C]
 
     @tf.custom_gradient
     def conv(x, w):
-        phases = tf.reshape(x, [-1, height // 2, 2, width // 2, 2, channels])  # x[b, 2a + p, 2c + q]
         w_rows = tf.reshape(w, [k, k * channels, outputs])                     # [k, k*C, O]
-        y = _in_sequence([lambda total, ki=ki: _plus(total, tf.matmul(row_patches(phases, ki), w_rows[ki]))
+        y = _in_sequence([lambda total, ki=ki: _plus(total, tf.matmul(row_patches(x, ki), w_rows[ki]))
                           for ki in range(k)])[-1]                                # [B*OH*OW, O]
 
         def grad(dy):
             dy_rows = tf.reshape(dy, [-1, outputs])                            # [B*OH*OW, O]
-            dw_rows = _in_sequence([lambda _, ki=ki: tf.matmul(row_patches(phases, ki), dy_rows,
+            dw_rows = _in_sequence([lambda _, ki=ki: tf.matmul(row_patches(x, ki), dy_rows,
                                                                transpose_a=True)
                                     for ki in range(k)])                       # k x [k*C, O]
             dw = tf.reshape(tf.stack(dw_rows), [k, k, channels, outputs])
@@ -214,12 +222,22 @@ def _route_by_parent(u_hat, iter_routing, stop_gradient_inner, bias, leaky):
 
 def _coupling(b_ij, leaky, axis=-1):
     """c_ij = softmax over the parents' axis; with `leaky`, over parents plus one zero logit that is
-    dropped."""
-    if not leaky:
-        return tf.nn.softmax(b_ij, axis=axis)
-    orphan, _ = tf.split(tf.zeros_like(b_ij), [1, -1], axis=axis)
-    with_orphan = tf.nn.softmax(tf.concat([orphan, b_ij], axis=axis), axis=axis)
-    return tf.split(with_orphan, [1, -1], axis=axis)[1]
+    dropped.
+
+    Written out rather than tf.nn.softmax: over a middle axis ([B, J, 1, I], J) the library op ran
+    at about 12 ms per call at batch 128, a sixth of the bfloat16 inference step (docs/performance.md);
+    max, exp and sums over that axis take a fraction of it. The max is a constant shift (softmax does
+    not depend on it), so no gradient flows through it.
+    """
+    shift = tf.reduce_max(b_ij, axis=axis, keepdims=True)
+    if leaky:
+        shift = tf.maximum(shift, 0.0)  # the orphan's logit is 0
+    shift = tf.stop_gradient(shift)
+    e = tf.exp(b_ij - shift)
+    total = tf.reduce_sum(e, axis=axis, keepdims=True)
+    if leaky:
+        total += tf.exp(-shift)  # the orphan's share, dropped from c_ij
+    return e / total
 
 
 def digit_caps_variables(u, num_outputs, out_dim, stddev, use_bias):

@@ -45,6 +45,8 @@ def run_both(x_value, w_value, upstream):
 @pytest.mark.parametrize('shape, kernel', [((3, 20, 20, 5), 9),    # PrimaryCaps' own: 6 x 6 out, row 19 unread
                                            ((2, 12, 16, 3), 9),    # not square
                                            ((2, 10, 8, 4), 4),     # an even kernel
+                                           ((2, 13, 11, 3), 5),    # odd sides, each fully read
+                                           ((1, 14, 15, 2), 9),    # even and odd, last row unread
                                            ((1, 6, 6, 2), 3)])
 def test_matmuls_equal_the_convolution_and_its_gradients(shape, kernel):
     rng = np.random.default_rng(sum(shape) + kernel)
