@@ -198,6 +198,35 @@ def test_multimnist_table_shows_the_pairs_seen_and_the_latest_test_beside_the_pa
                                      'image) | - | - | - | 5.2 % | - |'
 
 
+def test_precision_table_sets_bfloat16_minus_float32_beside_the_spread_of_the_bfloat16_seeds(tmp_path):
+    def record(name, precision, seed, values):
+        run = make_run(tmp_path / name, val_rows=0)
+        flags = json.loads((run / 'logdir' / 'flags.json').read_text())
+        flags.update(precision=precision, seed=seed)
+        (run / 'logdir' / 'flags.json').write_text(json.dumps(flags))
+        (run / 'results' / 'val_acc.csv').write_text(
+            'step,val_acc\n' + ''.join('%d,%s\n' % (step, v) for step, v in values))
+        report.collect(str(run), 'paper/' + name, str(tmp_path))
+    record('seed1-float32', 'float32', 1, [(429, 0.99), (858, 0.992), (1287, 0.993)])
+    record('seed1', 'bfloat16', 1, [(429, 0.9904), (858, 0.9916), (1000, 0.5), (1287, 0.9934)])
+    record('seed2', 'bfloat16', 2, [(429, 0.9894), (858, 0.9926)])   # shorter: epoch 3 has no spread
+    records = report.load_group('paper', str(tmp_path))
+    lines = report.precision_table(records).splitlines()
+    assert lines[0] == ('| epoch | seed 1, float32 | seed 1, bfloat16 | bfloat16 - float32, points | '
+                        'seed 2, bfloat16 | spread of the bfloat16 seeds, points |')
+    # Step 1 000 is no epoch's end and is left out; epoch 3 has one bfloat16 seed, so no spread.
+    assert lines[2:5] == ['| 1 | 99.00 % | 99.04 % | +0.04 | 98.94 % | 0.10 |',
+                          '| 2 | 99.20 % | 99.16 % | -0.04 | 99.26 % | 0.10 |',
+                          '| 3 | 99.30 % | 99.34 % | +0.04 | - | - |']
+    # Epochs 1-2: |difference| 0.04 on average against a spread of 0.10.
+    assert ('Over the 2 epochs with both (one validation image is 0.02 points): bfloat16 and float32 of '
+            'seed 1 differ by 0.04 points on average (absolute; bfloat16 higher at 1 of them), the 2 '
+            'bfloat16 seeds among themselves by 0.10: the change from bfloat16 is within the seed-to-seed '
+            'spread.') in lines[-1]
+    # Without a float32 run of a bfloat16 seed there is nothing to compare.
+    assert report.precision_table([r for r in records if r['name'] != 'seed1-float32']) == ''
+
+
 def test_hardware_cell_names_only_the_sessions_about_json_describes():
     record = {'about': {'hardware_names': {'AMD EPYC x 2': 'AMD EPYC Zen 5 x 2 (AVX-512 BF16)'}},
               'sessions': [{'hardware': 'AMD EPYC x 2'}, {'hardware': 'Intel(R) Xeon(R) Processor x 2'},
