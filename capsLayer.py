@@ -33,8 +33,9 @@ def _glorot():
 def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv', as_matmuls=False):
     """A VALID convolution with `weights`/`biases` variables inside `scope` (names checkpoints keep).
 
-    as_matmuls: a stride-2 convolution runs as stride2_conv_as_matmuls (same variables, same values);
-    others always run as tf.nn.conv2d.
+    as_matmuls: a stride-2 convolution runs as stride2_conv_as_matmuls; any other keeps tf.nn.conv2d
+    forward but takes its weight and bias gradients as matmuls (conv_with_matmul_gradients). The same
+    variables and values either way; without as_matmuls every convolution is tf.nn.conv2d.
     """
     with tf1.variable_scope(scope):
         in_channels = inputs.shape[-1]
@@ -43,9 +44,60 @@ def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scop
         biases = tf1.get_variable('biases', [filters], initializer=tf1.zeros_initializer())
         if as_matmuls and stride == 2:
             out = stride2_conv_as_matmuls(inputs, weights) + biases
+        elif as_matmuls:
+            out = conv_with_matmul_gradients(inputs, weights, biases, stride)
         else:
             out = tf.nn.conv2d(inputs, weights, strides=stride, padding='VALID') + biases
         return activation(out) if activation is not None else out
+
+
+def _selection_matrix(size, kernel_size, out_size, stride):
+    """[out_size * k, size] 0/1: row (o, kk) picks position stride * o + kk, so that a product with it
+    cuts every kernel window along one axis (exactly, in any precision: one 1 per row)."""
+    select = np.zeros((out_size * kernel_size, size), np.float32)
+    for o in range(out_size):
+        for kk in range(kernel_size):
+            select[o * kernel_size + kk, stride * o + kk] = 1.0
+    return select
+
+
+def conv_with_matmul_gradients(inputs, weights, biases, stride):
+    """tf.nn.conv2d(inputs, weights, stride, 'VALID') + biases, with the weight gradient taken as
+    dW^T = dy^T P over the patches P and the bias gradient as 1^T dy.
+
+    For Conv1 (9x9 over a 1-channel image) oneDNN's bfloat16 filter-gradient kernel ran far below the
+    matmul rate (docs/performance.md). P is cut by two 0/1 products per channel plane (rows, then
+    columns: _selection_matrix), which run at matmul speed where tf.image.extract_patches and gathers
+    of single values did not; sized [B, OH, OW, k*k*C], it suits few channels. The forward pass stays
+    the library's convolution (as a product, 81-wide patches ran 4x slower), and so does the input
+    gradient, never computed for an image.
+    """
+    k, _, channels, outputs = weights.shape
+    _, height, width, _ = inputs.shape
+    out_h, out_w = (height - k) // stride + 1, (width - k) // stride + 1
+    select_rows = _selection_matrix(height, k, out_h, stride)                   # [OH*k, H]
+    select_columns = _selection_matrix(width, k, out_w, stride)                 # [OW*k, W]
+
+    @tf.custom_gradient
+    def conv(x, w, b):
+        def grad(dy):
+            # Plain 2-D products: oneDNN's broadcasting batch matmul crashed on these shapes.
+            by_row = tf.reshape(tf.transpose(tf.cast(x, dy.dtype), [1, 0, 2, 3]), [height, -1])  # [H, B*W*C]
+            rows = tf.matmul(tf.constant(select_rows, dy.dtype), by_row)                 # [(oy, ki), B*W*C]
+            rows = tf.reshape(tf.transpose(tf.reshape(rows, [out_h * k, -1, width, channels]),
+                                           [2, 0, 1, 3]), [width, -1])                   # [W, (oy, ki)*B*C]
+            windows = tf.matmul(tf.constant(select_columns, dy.dtype), rows)             # [(ox, kj), (oy, ki)*B*C]
+            patches = tf.transpose(tf.reshape(windows, [out_w, k, out_h, k, -1, channels]),
+                                   [4, 2, 0, 3, 1, 5])                                    # [B, OH, OW, k, k, C]
+            patches = tf.reshape(patches, [-1, k * k * channels])                        # [B*OH*OW, k*k*C]
+            dy_rows = tf.reshape(dy, [-1, outputs])                                      # [B*OH*OW, O]
+            dw = tf.transpose(tf.matmul(dy_rows, patches, transpose_a=True))             # [k*k*C, O]
+            db = tf.matmul(tf.ones_like(dy_rows[:, :1]), dy_rows, transpose_a=True)      # [1, O]
+            dx = tf1.nn.conv2d_backprop_input(tf.shape(x), w, dy, [1, stride, stride, 1], 'VALID')
+            return dx, tf.reshape(dw, [k, k, channels, outputs]), tf.reshape(db, [outputs])
+        return tf.nn.conv2d(x, w, strides=stride, padding='VALID') + b, grad
+
+    return conv(inputs, tf.convert_to_tensor(weights), tf.convert_to_tensor(biases))
 
 
 def _in_sequence(steps):

@@ -38,8 +38,9 @@ class ModelConfig:
     # Capsule types of PrimaryCaps (channels of 8-D capsules per grid cell): the paper's 32 for MNIST,
     # 64 for CIFAR-10 (section 7).
     primary_caps_types: int = 32
-    # How PrimaryCaps' stride-2 convolution is computed: 'conv' (tf.nn.conv2d) or 'matmuls'
-    # (capsLayer.stride2_conv_as_matmuls). Same variables and values; only the speed differs.
+    # How the convolutions are computed: 'conv' (tf.nn.conv2d) or 'matmuls' (PrimaryCaps as
+    # capsLayer.stride2_conv_as_matmuls, Conv1 as capsLayer.conv_with_matmul_gradients). Same variables
+    # and values; only the speed differs.
     primary_caps_impl: str = 'conv'
 
     @classmethod

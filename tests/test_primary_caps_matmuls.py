@@ -1,6 +1,7 @@
-"""PrimaryCaps' stride-2 convolution as matmuls (capsLayer.stride2_conv_as_matmuls) computes what
-tf.nn.conv2d and a NumPy loop compute, values and both gradients; the model built either way has the
-same variables and the same loss and gradients; --primary_caps_impl picks it and a run may change it
+"""PrimaryCaps' stride-2 convolution as matmuls (capsLayer.stride2_conv_as_matmuls), and Conv1 with its
+weight and bias gradients as matmuls (capsLayer.conv_with_matmul_gradients), compute what tf.nn.conv2d
+and a NumPy loop compute, values and gradients; the model built either way has the same variables and
+the same loss and gradients; --primary_caps_impl picks it and a run may change it
 when it resumes."""
 import argparse
 
@@ -79,6 +80,36 @@ def test_input_gradient_matches_numpy_for_a_one_hot_upstream():
     np.testing.assert_allclose(dx_conv[0], expected[0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize('shape, kernel, stride', [((3, 28, 28, 1), 9, 1),   # Conv1's own: 20 x 20 out
+                                                   ((2, 13, 11, 3), 4, 1),   # odd, not square, channels
+                                                   ((2, 15, 12, 2), 3, 3)])  # another stride
+def test_convolution_with_matmul_gradients_equals_the_convolution_and_its_gradients(shape, kernel, stride):
+    rng = np.random.default_rng(sum(shape) + kernel + stride)
+    x, b = rng.standard_normal(shape), rng.standard_normal(6)
+    w = rng.standard_normal((kernel, kernel, shape[-1], 6))
+    out_h, out_w = (shape[1] - kernel) // stride + 1, (shape[2] - kernel) // stride + 1
+    upstream = rng.standard_normal((shape[0], out_h, out_w, 6))
+    graph = tf.Graph()
+    with graph.as_default():
+        tensors = [tf.constant(v) for v in (x, w, b)]
+        library = tf.nn.conv2d(tensors[0], tensors[1], strides=stride, padding='VALID') + tensors[2]
+        mine = capsLayer.conv_with_matmul_gradients(*tensors, stride)
+        fetches = [[y] + tf.gradients(y, tensors, grad_ys=upstream) for y in (library, mine)]
+        with tf1.Session(graph=graph) as sess:
+            theirs, ours = sess.run(fetches)
+    for a, c in zip(ours, theirs):
+        assert a.shape == c.shape
+        np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-10)
+    # The weight gradient as a NumPy loop: each window of x times dy, summed over images and outputs.
+    expected_dw = np.zeros_like(w)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            window = x[:, stride * oy:stride * oy + kernel, stride * ox:stride * ox + kernel, :]
+            expected_dw += np.einsum('bijc,bo->ijco', window, upstream[:, oy, ox])
+    np.testing.assert_allclose(ours[2], expected_dw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ours[3], upstream.sum(axis=(0, 1, 2)), rtol=1e-10, atol=1e-10)
+
+
 def build_model(impl, images, labels):
     graph = tf.Graph()
     with graph.as_default():
@@ -90,8 +121,11 @@ def build_model(impl, images, labels):
         with tf1.Session(graph=graph) as sess:
             sess.run(tf1.global_variables_initializer())
             loss, grad_values = sess.run([model.total_loss, grads])
-        # The convolution ops of PrimaryCaps, forward and gradient (these live under its name too).
+        # The convolution ops of PrimaryCaps (forward and gradients: these live under its name too)
+        # and of Conv1's weight gradient.
         ops = {op.type for op in graph.get_operations() if 'primary_caps' in op.name and 'Conv2D' in op.type}
+        ops |= {'conv1 ' + op.type for op in graph.get_operations()
+                if 'conv1' in op.name and op.type == 'Conv2DBackpropFilter'}
     return names, loss, grad_values, ops
 
 
@@ -102,7 +136,8 @@ def test_model_built_with_matmuls_has_the_same_variables_loss_and_gradients():
     names_conv, loss_conv, grads_conv, ops_conv = build_model('conv', images, labels)
     names_mm, loss_mm, grads_mm, ops_mm = build_model('matmuls', images, labels)
     assert names_mm == names_conv                   # checkpoints load either way
-    assert ops_conv >= {'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'} and ops_mm == set()
+    assert ops_conv >= {'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'conv1 Conv2DBackpropFilter'}
+    assert ops_mm == set()
     np.testing.assert_allclose(loss_mm, loss_conv, rtol=1e-5)
     for mine, theirs in zip(grads_mm, grads_conv):
         np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
