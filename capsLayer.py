@@ -51,14 +51,16 @@ def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scop
         return activation(out) if activation is not None else out
 
 
-def _selection_matrix(size, kernel_size, out_size, stride):
-    """[out_size * k, size] 0/1: row (o, kk) picks position stride * o + kk, so that a product with it
-    cuts every kernel window along one axis (exactly, in any precision: one 1 per row)."""
-    select = np.zeros((out_size * kernel_size, size), np.float32)
-    for o in range(out_size):
-        for kk in range(kernel_size):
-            select[o * kernel_size + kk, stride * o + kk] = 1.0
-    return select
+def _fold_matrix(size, kernel_size, out_size, stride=2):
+    """[size, k * out_size] 0/1: entry (stride * o + kk, kk * out_size + o) is 1. Multiplied into the
+    input gradient's pieces (kernel offset kk, output position o), it sums each onto input position
+    stride * o + kk; transposed, it cuts every kernel window along one axis (exactly, in any precision:
+    one 1 per row)."""
+    fold = np.zeros((size, kernel_size * out_size), np.float32)
+    for kk in range(kernel_size):
+        for o in range(out_size):
+            fold[stride * o + kk, kk * out_size + o] = 1.0
+    return fold
 
 
 def conv_with_matmul_gradients(inputs, weights, biases, stride):
@@ -67,7 +69,7 @@ def conv_with_matmul_gradients(inputs, weights, biases, stride):
 
     For Conv1 (9x9 over a 1-channel image) oneDNN's bfloat16 filter-gradient kernel ran far below the
     matmul rate (docs/performance.md). P is cut by two 0/1 products per channel plane (rows, then
-    columns: _selection_matrix), which run at matmul speed where tf.image.extract_patches and gathers
+    columns: transposed _fold_matrix), which run at matmul speed where tf.image.extract_patches and gathers
     of single values did not; sized [B, OH, OW, k*k*C], it suits few channels. The forward pass stays
     the library's convolution (as a product, 81-wide patches ran 4x slower), and so does the input
     gradient, never computed for an image.
@@ -75,20 +77,20 @@ def conv_with_matmul_gradients(inputs, weights, biases, stride):
     k, _, channels, outputs = weights.shape
     _, height, width, _ = inputs.shape
     out_h, out_w = (height - k) // stride + 1, (width - k) // stride + 1
-    select_rows = _selection_matrix(height, k, out_h, stride)                   # [OH*k, H]
-    select_columns = _selection_matrix(width, k, out_w, stride)                 # [OW*k, W]
+    select_rows = _fold_matrix(height, k, out_h, stride).T                      # [k*OH, H]
+    select_columns = _fold_matrix(width, k, out_w, stride).T                    # [k*OW, W]
 
     @tf.custom_gradient
     def conv(x, w, b):
         def grad(dy):
             # Plain 2-D products: oneDNN's broadcasting batch matmul crashed on these shapes.
             by_row = tf.reshape(tf.transpose(tf.cast(x, dy.dtype), [1, 0, 2, 3]), [height, -1])  # [H, B*W*C]
-            rows = tf.matmul(tf.constant(select_rows, dy.dtype), by_row)                 # [(oy, ki), B*W*C]
-            rows = tf.reshape(tf.transpose(tf.reshape(rows, [out_h * k, -1, width, channels]),
-                                           [2, 0, 1, 3]), [width, -1])                   # [W, (oy, ki)*B*C]
-            windows = tf.matmul(tf.constant(select_columns, dy.dtype), rows)             # [(ox, kj), (oy, ki)*B*C]
-            patches = tf.transpose(tf.reshape(windows, [out_w, k, out_h, k, -1, channels]),
-                                   [4, 2, 0, 3, 1, 5])                                    # [B, OH, OW, k, k, C]
+            rows = tf.matmul(tf.constant(select_rows, dy.dtype), by_row)                 # [(ki, oy), B*W*C]
+            rows = tf.reshape(tf.transpose(tf.reshape(rows, [k * out_h, -1, width, channels]),
+                                           [2, 0, 1, 3]), [width, -1])                   # [W, (ki, oy)*B*C]
+            windows = tf.matmul(tf.constant(select_columns, dy.dtype), rows)             # [(kj, ox), (ki, oy)*B*C]
+            patches = tf.transpose(tf.reshape(windows, [k, out_w, k, out_h, -1, channels]),
+                                   [4, 3, 1, 2, 0, 5])                                    # [B, OH, OW, k, k, C]
             patches = tf.reshape(patches, [-1, k * k * channels])                        # [B*OH*OW, k*k*C]
             dy_rows = tf.reshape(dy, [-1, outputs])                                      # [B*OH*OW, O]
             dw = tf.transpose(tf.matmul(dy_rows, patches, transpose_a=True))             # [k*k*C, O]
@@ -113,16 +115,6 @@ def _in_sequence(steps):
 
 def _plus(total, part):
     return part if total is None else total + part
-
-
-def _fold_matrix(size, kernel_size, out_size):
-    """[size, k * out_size] 0/1: entry (2 * o + kk, kk * out_size + o) is 1. Multiplied into the input
-    gradient's pieces (kernel offset kk, output position o), it sums each onto input position 2o + kk."""
-    fold = np.zeros((size, kernel_size * out_size), np.float32)
-    for kk in range(kernel_size):
-        for o in range(out_size):
-            fold[2 * o + kk, kk * out_size + o] = 1.0
-    return fold
 
 
 def _patch_cells(height, width, kernel_size, out_h, out_w):

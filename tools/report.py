@@ -417,13 +417,13 @@ def peers_table():
 
 def blocks(root=provenance.ROOT):
     """Marker name -> the Markdown that goes between its markers."""
-    benches = load_bench_records(root)
-    return {'paper': results_table(load_group('paper', root), planned_seeds('paper', root)), 'peers': peers_table(),
+    benches, paper = load_bench_records(root), load_group('paper', root)
+    return {'paper': results_table(paper, planned_seeds('paper', root)), 'peers': peers_table(),
             'speed': speed_table(benches), 'yardstick': yardstick_table(benches),
             'baseline': baseline_table(benches), 'profile': profile_table(benches), 'ideas': ideas_table(benches),
             'robustness': robustness_table(load_robustness_records(root)),
             'multimnist': multimnist_table(load_group('multimnist', root)),
-            'precision': precision_table(load_group('paper', root))}
+            'precision': precision_table(paper)}
 
 
 # The paper's MultiMNIST figure (section 6, 3 routing iterations, with reconstruction): trained on 60 M
