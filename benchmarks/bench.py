@@ -100,6 +100,51 @@ def layer_flops(iter_routing, image_size=28):
     ]
 
 
+# The model's name scopes, as capsNet builds them; their gradients live under gradients/SCOPE/.
+LAYER_SCOPES = ('conv1', 'primary_caps', 'digit_caps', 'decoder')
+
+
+def layer_of(node_name):
+    """(layer, 'forward' or 'backward') of a traced op from its name scope; None for the rest (losses,
+    the optimizer's updates, the input pipeline)."""
+    parts = node_name.split('/')
+    if parts[0] == 'gradients' and len(parts) > 1 and parts[1] in LAYER_SCOPES:
+        return parts[1], 'backward'
+    if parts[0] in LAYER_SCOPES:
+        return parts[0], 'forward'
+    return None
+
+
+def flops_by_scope(iter_routing):
+    """{(scope, 'forward' | 'backward'): FLOPs per image}: layer_flops summed into the name scopes
+    (digit_caps holds u_hat and the routing)."""
+    scope_of = {'conv1': 'conv1', 'primary_caps': 'primary_caps', 'u_hat': 'digit_caps',
+                'routing': 'digit_caps', 'decoder': 'decoder'}
+    flops = {}
+    for name, _, forward, backward in layer_flops(iter_routing):
+        for direction, value in (('forward', forward), ('backward', backward)):
+            key = (scope_of[name], direction)
+            flops[key] = flops.get(key, 0) + value
+    return flops
+
+
+def layer_rates(by_layer, iter_routing, batch_size, roof_gflops):
+    """Rows (scope, direction, ms, GFLOP, GFLOP/s, share of roof) of a traced step's layers, in the
+    model's order. The times are summed op times, which overlap and run slower under the tracer, so
+    a rate is a lower bound of what the layer reaches untraced."""
+    flops = flops_by_scope(iter_routing)
+    rows = []
+    for scope in LAYER_SCOPES:
+        for direction in ('forward', 'backward'):
+            ms = by_layer.get('%s %s' % (scope, direction))
+            if not ms:
+                continue
+            gflop = flops[(scope, direction)] * batch_size / 1e9
+            rate = gflop / (ms / 1000.0)
+            rows.append((scope, direction, ms, gflop, rate, rate / roof_gflops))
+    return rows
+
+
 def flops_per_image(iter_routing):
     rows = layer_flops(iter_routing)
     forward = sum(r[2] for r in rows)
@@ -195,7 +240,7 @@ def task_train(task):
         from runtime import session
         result['onednn'] = session.onednn_enabled()  # the parent never loads TensorFlow to ask
         if task.get('profile'):
-            result['profile'] = profile_step(sess, [train_op, model.total_loss])
+            result['profile'], result['profile_layers'] = profile_step(sess, [train_op, model.total_loss])
         if task.get('inference'):
             eval_input.initialize(sess, images, labels)
             timed_runs(sess, eval_model.predictions, warmup)
@@ -212,7 +257,8 @@ def task_train(task):
 
 
 def profile_step(sess, fetches):
-    """One traced step: {op type: [milliseconds, op count]} summed over the step's ops.
+    """One traced step: ({op type: [milliseconds, op count]}, {'SCOPE forward|backward': milliseconds})
+    summed over the step's ops (layer_of names the scope).
 
     Ops of one step overlap (inter-op parallelism), so the sum can exceed the step's wall time.
     """
@@ -221,16 +267,21 @@ def profile_step(sess, fetches):
     metadata = tf1.RunMetadata()
     sess.run(fetches, options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE),
              run_metadata=metadata)
-    by_type = {}
+    by_type, by_layer = {}, {}
     for device in metadata.step_stats.dev_stats:
         for node in device.node_stats:
             # timeline_label reads "name = OpType(inputs)"; the op type is what groups the cost.
             label = node.timeline_label
             op_type = label.split(' = ')[1].split('(')[0] if ' = ' in label else node.node_name
+            ms = node.all_end_rel_micros / 1000.0
             entry = by_type.setdefault(op_type, [0.0, 0])
-            entry[0] += node.all_end_rel_micros / 1000.0
+            entry[0] += ms
             entry[1] += 1
-    return by_type
+            layer = layer_of(node.node_name)
+            if layer:
+                key = '%s %s' % layer
+                by_layer[key] = by_layer.get(key, 0.0) + ms
+    return by_type, by_layer
 
 
 def task_matmul(task):
@@ -533,6 +584,17 @@ def report(args, figures, load_before, machine=None, commit=None):
         for op_type, (ms, count) in ranked[:args.profile_top]:
             p('  %-40s %9.1f ms %5.1f%% %5d ops' % (op_type, ms, 100 * ms / total, count))
             row('profile_ms', op_type, ms, 'ms')
+        if project.get('profile_layers'):
+            own = figures['matmul_gflops_' + args.precision]
+            p()
+            p('the same step by layer (summed op times, slower under the tracer: the rates are lower bounds):')
+            p('  %-13s %-9s %9s %8s %9s  %s' % ('layer', 'pass', 'ms', 'GFLOP', 'GFLOP/s',
+                                               'share of the %s matmul rate' % args.precision))
+            for scope, direction, ms, gflop, rate, share in layer_rates(
+                    project['profile_layers'], args.iter_routing, args.batch_size, own):
+                p('  %-13s %-9s %9.1f %8.2f %9.1f  %.0f%%' % (scope, direction, ms, gflop, rate, 100 * share))
+                row('profile_layer_ms', '%s %s' % (scope, direction), ms, 'ms')
+                row('profile_layer_gflops', '%s %s' % (scope, direction), rate, 'GFLOP/s')
 
     if 'ideas' in figures:
         p()

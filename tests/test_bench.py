@@ -138,3 +138,48 @@ def test_fastest_line_is_one_parseable_line_from_the_fastest_run():
     assert {r['measurement'] for r in rows if r['implementation'] == 'project@bfloat16'} == {
         'train_images_per_s', 'infer_images_per_s', 'matmul_gflops', 'train_share', 'infer_share',
         'peak_rss_mib'}
+
+
+def test_layer_of_reads_the_scope_and_the_pass_from_an_op_name():
+    assert bench.layer_of('primary_caps/MatMul_3') == ('primary_caps', 'forward')
+    assert bench.layer_of('gradients/primary_caps/IdentityN_grad/MatMul') == ('primary_caps', 'backward')
+    assert bench.layer_of('gradients/digit_caps/transpose_grad/transpose') == ('digit_caps', 'backward')
+    # The optimizer's updates, loss gradients and the input pipeline belong to no layer.
+    for name in ('Adam/update_conv1/weights/ResourceApplyAdam', 'gradients/mul_grad/Mul',
+                 'train_input/IteratorGetNext', 'margin_loss/Maximum'):
+        assert bench.layer_of(name) is None
+
+
+@pytest.mark.parametrize('impl', ['conv', 'matmuls'])
+def test_every_layer_of_the_training_graph_is_found_forward_and_backward(impl):
+    import tensorflow as tf
+
+    import capsNet
+    import utils
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        images = utils.InputPipeline(4, True, 1, 'train_input')
+        model = capsNet.CapsNet(images.images, images.labels, capsNet.ModelConfig(primary_caps_impl=impl))
+        capsNet.build_train_op(model, tf1.train.get_or_create_global_step())
+    found = {bench.layer_of(op.name) for op in graph.get_operations()} - {None}
+    assert found == {(scope, direction) for scope in bench.LAYER_SCOPES
+                     for direction in ('forward', 'backward')}
+
+
+def test_profile_by_layer_is_reported_as_time_and_rate_of_its_flops():
+    figures = fake_figures()
+    figures['project']['profile'] = {'MatMul': [30.0, 4]}
+    figures['project']['profile_layers'] = {'primary_caps forward': 100.0, 'primary_caps backward': 400.0,
+                                            'digit_caps forward': 10.0}
+    args = bench.parse_args(['--quick', '--profile'])
+    text, rows = bench.report(args, figures, 0.5)
+    assert 'the same step by layer' in text
+    rates = {r['implementation']: float(r['value']) for r in rows if r['measurement'] == 'profile_layer_gflops'}
+    assert set(rates) == {'primary_caps forward', 'primary_caps backward', 'digit_caps forward'}
+    flops = bench.flops_by_scope(args.iter_routing)
+    # GFLOP/s = the layer's FLOPs for the batch over its summed time.
+    expected = flops[('primary_caps', 'backward')] * args.batch_size / 1e9 / 0.4
+    assert abs(rates['primary_caps backward'] - expected) < 1e-4 * expected
+    # The scopes' FLOPs are the layers' FLOPs regrouped: together the training step's.
+    assert abs(sum(flops.values()) - bench.flops_per_image(args.iter_routing)[1]) < 1
