@@ -420,7 +420,7 @@ def blocks(root=provenance.ROOT):
     benches, paper = load_bench_records(root), load_group('paper', root)
     return {'paper': results_table(paper, planned_seeds('paper', root)), 'peers': peers_table(),
             'speed': speed_table(benches), 'yardstick': yardstick_table(benches),
-            'baseline': baseline_table(benches), 'profile': profile_table(benches), 'ideas': ideas_table(benches),
+            'baseline': baseline_table(benches), 'profile': profile_table(benches), 'layers': layers_table(benches), 'ideas': ideas_table(benches),
             'robustness': robustness_table(load_robustness_records(root)),
             'multimnist': multimnist_table(load_group('multimnist', root)),
             'precision': precision_table(paper)}
@@ -686,6 +686,27 @@ def profile_table(records):
         lines.append('| `%s` | %s |' % (op, ' | '.join(cells)))
     return ('\n'.join(lines) + '\n\nShares are of the summed time of the listed op types (ops overlap, so '
             'the sum can exceed the step). Where each column comes from:\n\n'
+            + captions(records, precisions_of=run_precision))
+
+
+def layers_table(records):
+    """The traced training step by layer and pass (bench --profile's profile_layer rows): summed time,
+    GFLOP/s, and the share of the run's matmul rate at its precision; a row per record and layer pass."""
+    records = [r for r in records if any(row['measurement'] == 'profile_layer_ms' for row in r['rows'])]
+    lines = ['| run | layer, pass | time in the traced step | GFLOP/s | share of the matmul rate |',
+             '|---|---|---|---|---|']
+    for r in records:
+        roof = bench_value(r, 'matmul_gflops', r['precision'])
+        passes = [row['implementation'] for row in r['rows'] if row['measurement'] == 'profile_layer_ms']
+        for name in passes:
+            rate = bench_value(r, 'profile_layer_gflops', name)
+            lines.append('| %s | %s | %.1f ms | %.1f | %s |' % (
+                run_label(r), name, bench_value(r, 'profile_layer_ms', name), rate,
+                percent(rate / roof, 0) if roof else '-'))
+    if not records:
+        return '\n'.join(lines) + '\n'
+    return ('\n'.join(lines) + '\n\nThe times are summed op times of one traced step (ops overlap and run '
+            'slower under the tracer), so each rate is a lower bound. Where each run comes from:\n\n'
             + captions(records, precisions_of=run_precision))
 
 
