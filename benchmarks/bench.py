@@ -104,11 +104,20 @@ def layer_flops(iter_routing, image_size=28):
 LAYER_SCOPES = ('conv1', 'primary_caps', 'digit_caps', 'decoder')
 
 
-def layer_of(node_name):
-    """(layer, 'forward' or 'backward') of a traced op from its name scope; None for the rest (losses,
-    the optimizer's updates, the input pipeline)."""
+PASSES = ('forward', 'weight gradient', 'input gradient', 'backward')
+
+
+def layer_of(node_name, op_type=''):
+    """(layer, pass) of a traced op from its name scope, None for the rest (losses, the optimizer's
+    updates, the input pipeline). The pass is 'forward', 'weight gradient' or 'input gradient' (the
+    scopes capsLayer's custom gradients name, or tf.nn.conv2d's two backward kernels by op type), or
+    'backward' for the rest of a layer's gradient (activations, routing, transposes)."""
     parts = node_name.split('/')
     if parts[0] == 'gradients' and len(parts) > 1 and parts[1] in LAYER_SCOPES:
+        if 'weight_gradient' in parts or 'BackpropFilter' in op_type:
+            return parts[1], 'weight gradient'
+        if 'input_gradient' in parts or 'BackpropInput' in op_type:
+            return parts[1], 'input gradient'
         return parts[1], 'backward'
     if parts[0] in LAYER_SCOPES:
         return parts[0], 'forward'
@@ -116,32 +125,42 @@ def layer_of(node_name):
 
 
 def flops_by_scope(iter_routing):
-    """{(scope, 'forward' | 'backward'): FLOPs per image}: layer_flops summed into the name scopes
-    (digit_caps holds u_hat and the routing)."""
+    """{(scope, pass): FLOPs per image}: layer_flops regrouped into the name scopes (digit_caps holds
+    u_hat and the routing) and, for the two convolutions, their backward split into the weight
+    gradient (as many FLOPs as the forward) and the input gradient (the rest; none for conv1)."""
     scope_of = {'conv1': 'conv1', 'primary_caps': 'primary_caps', 'u_hat': 'digit_caps',
                 'routing': 'digit_caps', 'decoder': 'decoder'}
     flops = {}
+
+    def add(key, value):
+        flops[key] = flops.get(key, 0) + value
     for name, _, forward, backward in layer_flops(iter_routing):
-        for direction, value in (('forward', forward), ('backward', backward)):
-            key = (scope_of[name], direction)
-            flops[key] = flops.get(key, 0) + value
+        scope = scope_of[name]
+        add((scope, 'forward'), forward)
+        if scope in ('conv1', 'primary_caps'):
+            add((scope, 'weight gradient'), forward)
+            add((scope, 'input gradient'), backward - forward)
+        else:
+            add((scope, 'backward'), backward)
     return flops
 
 
 def layer_rates(by_layer, iter_routing, batch_size, roof_gflops):
-    """Rows (scope, direction, ms, GFLOP, GFLOP/s, share of roof) of a traced step's layers, in the
-    model's order. The times are summed op times, which overlap and run slower under the tracer, so
-    a rate is a lower bound of what the layer reaches untraced."""
+    """Rows (scope, pass, ms, GFLOP, GFLOP/s, share of roof) of a traced step's layers, in the model's
+    order; GFLOP, rate and share are None for a pass that counts no FLOPs (a convolution's activation
+    gradient). The times are summed op times, which overlap and run slower under the tracer, so a rate
+    is a lower bound of what the layer reaches untraced."""
     flops = flops_by_scope(iter_routing)
     rows = []
     for scope in LAYER_SCOPES:
-        for direction in ('forward', 'backward'):
+        for direction in PASSES:
             ms = by_layer.get('%s %s' % (scope, direction))
             if not ms:
                 continue
-            gflop = flops[(scope, direction)] * batch_size / 1e9
-            rate = gflop / (ms / 1000.0)
-            rows.append((scope, direction, ms, gflop, rate, rate / roof_gflops))
+            counted = flops.get((scope, direction))
+            gflop = counted * batch_size / 1e9 if counted else None
+            rate = gflop / (ms / 1000.0) if gflop else None
+            rows.append((scope, direction, ms, gflop, rate, rate / roof_gflops if rate else None))
     return rows
 
 
@@ -277,7 +296,7 @@ def profile_step(sess, fetches):
             entry = by_type.setdefault(op_type, [0.0, 0])
             entry[0] += ms
             entry[1] += 1
-            layer = layer_of(node.node_name)
+            layer = layer_of(node.node_name, op_type)
             if layer:
                 key = '%s %s' % layer
                 by_layer[key] = by_layer.get(key, 0.0) + ms
@@ -588,13 +607,16 @@ def report(args, figures, load_before, machine=None, commit=None):
             own = figures['matmul_gflops_' + args.precision]
             p()
             p('the same step by layer (summed op times, slower under the tracer: the rates are lower bounds):')
-            p('  %-13s %-9s %9s %8s %9s  %s' % ('layer', 'pass', 'ms', 'GFLOP', 'GFLOP/s',
-                                               'share of the %s matmul rate' % args.precision))
+            p('  %-13s %-16s %9s %8s %9s  %s' % ('layer', 'pass', 'ms', 'GFLOP', 'GFLOP/s',
+                                                'share of the %s matmul rate' % args.precision))
             for scope, direction, ms, gflop, rate, share in layer_rates(
                     project['profile_layers'], args.iter_routing, args.batch_size, own):
-                p('  %-13s %-9s %9.1f %8.2f %9.1f  %.0f%%' % (scope, direction, ms, gflop, rate, 100 * share))
+                if rate is None:
+                    p('  %-13s %-16s %9.1f %8s %9s  -' % (scope, direction, ms, '-', '-'))
+                else:
+                    p('  %-13s %-16s %9.1f %8.2f %9.1f  %.0f%%' % (scope, direction, ms, gflop, rate, 100 * share))
+                    row('profile_layer_gflops', '%s %s' % (scope, direction), rate, 'GFLOP/s')
                 row('profile_layer_ms', '%s %s' % (scope, direction), ms, 'ms')
-                row('profile_layer_gflops', '%s %s' % (scope, direction), rate, 'GFLOP/s')
 
     if 'ideas' in figures:
         p()

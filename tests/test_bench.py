@@ -142,7 +142,15 @@ def test_fastest_line_is_one_parseable_line_from_the_fastest_run():
 
 def test_layer_of_reads_the_scope_and_the_pass_from_an_op_name():
     assert bench.layer_of('primary_caps/MatMul_3') == ('primary_caps', 'forward')
-    assert bench.layer_of('gradients/primary_caps/IdentityN_grad/MatMul') == ('primary_caps', 'backward')
+    assert bench.layer_of('gradients/primary_caps/IdentityN_grad/weight_gradient/MatMul') == (
+        'primary_caps', 'weight gradient')
+    assert bench.layer_of('gradients/primary_caps/IdentityN_grad/input_gradient/MatMul_2') == (
+        'primary_caps', 'input gradient')
+    # tf.nn.conv2d's gradients are told apart by their kernels.
+    assert bench.layer_of('gradients/primary_caps/Conv2D_grad/Conv2DBackpropFilter',
+                          '_MklNativeConv2DBackpropFilter') == ('primary_caps', 'weight gradient')
+    assert bench.layer_of('gradients/primary_caps/Conv2D_grad/Conv2DBackpropInput',
+                          'Conv2DBackpropInput') == ('primary_caps', 'input gradient')
     assert bench.layer_of('gradients/digit_caps/transpose_grad/transpose') == ('digit_caps', 'backward')
     # The optimizer's updates, loss gradients and the input pipeline belong to no layer.
     for name in ('Adam/update_conv1/weights/ResourceApplyAdam', 'gradients/mul_grad/Mul',
@@ -151,7 +159,7 @@ def test_layer_of_reads_the_scope_and_the_pass_from_an_op_name():
 
 
 @pytest.mark.parametrize('impl', ['conv', 'matmuls'])
-def test_every_layer_of_the_training_graph_is_found_forward_and_backward(impl):
+def test_every_layer_and_pass_of_the_training_graph_is_found(impl):
     import tensorflow as tf
 
     import capsNet
@@ -162,24 +170,34 @@ def test_every_layer_of_the_training_graph_is_found_forward_and_backward(impl):
         images = utils.InputPipeline(4, True, 1, 'train_input')
         model = capsNet.CapsNet(images.images, images.labels, capsNet.ModelConfig(primary_caps_impl=impl))
         capsNet.build_train_op(model, tf1.train.get_or_create_global_step())
-    found = {bench.layer_of(op.name) for op in graph.get_operations()} - {None}
-    assert found == {(scope, direction) for scope in bench.LAYER_SCOPES
-                     for direction in ('forward', 'backward')}
+    found = {bench.layer_of(op.name, op.type) for op in graph.get_operations()} - {None}
+    for scope in bench.LAYER_SCOPES:
+        assert (scope, 'forward') in found
+    for scope in ('conv1', 'primary_caps'):
+        assert {(scope, 'weight gradient'), (scope, 'input gradient')} <= found
+    assert {('digit_caps', 'backward'), ('decoder', 'backward')} <= found
+    # Every pass found is one that flops_by_scope counts, or a convolution's leftover backward ops.
+    counted = set(bench.flops_by_scope(3))
+    assert found - counted <= {('conv1', 'backward'), ('primary_caps', 'backward')}
 
 
 def test_profile_by_layer_is_reported_as_time_and_rate_of_its_flops():
     figures = fake_figures()
     figures['project']['profile'] = {'MatMul': [30.0, 4]}
-    figures['project']['profile_layers'] = {'primary_caps forward': 100.0, 'primary_caps backward': 400.0,
-                                            'digit_caps forward': 10.0}
+    figures['project']['profile_layers'] = {'primary_caps forward': 100.0, 'primary_caps input gradient': 400.0,
+                                            'primary_caps backward': 5.0, 'digit_caps forward': 10.0}
     args = bench.parse_args(['--quick', '--profile'])
     text, rows = bench.report(args, figures, 0.5)
     assert 'the same step by layer' in text
+    times = {r['implementation'] for r in rows if r['measurement'] == 'profile_layer_ms'}
     rates = {r['implementation']: float(r['value']) for r in rows if r['measurement'] == 'profile_layer_gflops'}
-    assert set(rates) == {'primary_caps forward', 'primary_caps backward', 'digit_caps forward'}
+    assert times == set(figures['project']['profile_layers'])
+    # A pass that counts no FLOPs (ReluGrad and the like) has a time and no rate.
+    assert set(rates) == times - {'primary_caps backward'}
     flops = bench.flops_by_scope(args.iter_routing)
     # GFLOP/s = the layer's FLOPs for the batch over its summed time.
-    expected = flops[('primary_caps', 'backward')] * args.batch_size / 1e9 / 0.4
-    assert abs(rates['primary_caps backward'] - expected) < 1e-4 * expected
+    expected = flops[('primary_caps', 'input gradient')] * args.batch_size / 1e9 / 0.4
+    assert abs(rates['primary_caps input gradient'] - expected) < 1e-4 * expected
     # The scopes' FLOPs are the layers' FLOPs regrouped: together the training step's.
     assert abs(sum(flops.values()) - bench.flops_per_image(args.iter_routing)[1]) < 1
+    assert flops[('primary_caps', 'weight gradient')] == flops[('primary_caps', 'forward')]

@@ -250,7 +250,7 @@ def write_bench_record(root, name='xeon-test', yardstick=True):
     figures = fake_figures()
     figures['project']['infer_large_batch_images_per_s'] = 250.0
     figures['project']['profile'] = {'_MklNativeConv2DBackpropInput': [300.0, 1], 'Cast': [100.0, 39]}
-    figures['project']['profile_layers'] = {'primary_caps backward': 50.0}
+    figures['project']['profile_layers'] = {'primary_caps weight gradient': 50.0, 'conv1 backward': 2.0}
     figures['fastest'] = ('bfloat16', {'train_images_per_s': 128.0, 'infer_images_per_s': 500.0,
                                        'train_peak_rss_mb': 1000.0})
     figures['ideas'] = {'parent-major routing (project)': dict(figures['project']),
@@ -300,10 +300,12 @@ def test_benchmark_tables_show_a_records_figures_and_name_where_they_come_from(t
     profile = report.profile_table(records)
     assert '| `_MklNativeConv2DBackpropInput` | 300.0 ms (75.0 %) |' in profile
     assert '| `Cast` | 100.0 ms (25.0 %) |' in profile and PROVENANCE in profile
-    # By layer: PrimaryCaps' backward FLOPs for the batch of 4 in 50 ms, against the float32 roof (100).
-    flops = bench.flops_by_scope(3)[('primary_caps', 'backward')] * 4 / 1e9 / 0.05
-    assert '| test pass (`1234abc`) | primary_caps backward | 50.0 ms | %.1f | %s |' % (
-        flops, report.percent(flops / 100, 0)) in report.layers_table(records)
+    # By layer: PrimaryCaps' weight-gradient FLOPs for the batch of 4 in 50 ms, against the float32 roof (100).
+    flops = bench.flops_by_scope(3)[('primary_caps', 'weight gradient')] * 4 / 1e9 / 0.05
+    layers = report.layers_table(records)
+    assert '| test pass (`1234abc`) | primary_caps weight gradient | 50.0 ms | %.1f | %s |' % (
+        flops, report.percent(flops / 100, 0)) in layers
+    assert '| test pass (`1234abc`) | conv1 backward | 2.0 ms | - | - |' in layers
     ideas = report.ideas_table(records)
     # An idea's name with a comma survives the CSV's quoting; ratios are to the project's idea row.
     assert '| test pass (`1234abc`) | threads intra 1, inter 1 | 32.0 | 0.50× | 300.0 | 1.50× |' in ideas

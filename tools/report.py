@@ -699,10 +699,10 @@ def layers_table(records):
         roof = bench_value(r, 'matmul_gflops', r['precision'])
         passes = [row['implementation'] for row in r['rows'] if row['measurement'] == 'profile_layer_ms']
         for name in passes:
-            rate = bench_value(r, 'profile_layer_gflops', name)
-            lines.append('| %s | %s | %.1f ms | %.1f | %s |' % (
-                run_label(r), name, bench_value(r, 'profile_layer_ms', name), rate,
-                percent(rate / roof, 0) if roof else '-'))
+            rate = bench_value(r, 'profile_layer_gflops', name)  # None for a pass without FLOPs
+            lines.append('| %s | %s | %.1f ms | %s | %s |' % (
+                run_label(r), name, bench_value(r, 'profile_layer_ms', name), number(rate),
+                percent(rate / roof, 0) if roof and rate else '-'))
     if not records:
         return '\n'.join(lines) + '\n'
     return ('\n'.join(lines) + '\n\nThe times are summed op times of one traced step (ops overlap and run '
