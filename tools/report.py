@@ -282,8 +282,11 @@ def results_table(records, planned=()):
     rows += [(seed, unstarted_row(seed, seeds, seconds_a_step)) for seed in planned if seed not in started]
     lines += [row for _, row in sorted(rows)]
     if seeds:
-        lines.append('| **mean ± sd over seeds** | | | | %s | %s | %s | |' % (
-            reproduce.mean_sd([s['best'].get('val_acc') for s in seeds], ' %'),
+        # Only finished seeds enter the mean: those whose checkpoints were tested (tools.reproduce tests
+        # a seed when its training ends). A seed still training would pull in an early epoch's best.
+        finished = [s for s in seeds if tests_of(s)[0]]
+        lines.append('| **mean ± sd over finished seeds** | | | | %s | %s | %s | |' % (
+            reproduce.mean_sd([s['best'].get('val_acc') for s in finished], ' %'),
             reproduce.mean_sd([(tests_of(s)[0] or {}).get('test_acc') for s in seeds], ' %'),
             reproduce.mean_sd([(tests_of(s)[1] or {}).get('test_acc') for s in seeds], ' %')))
     # Other runs of the preset (an earlier precision, a transcribed record) after the mean, not in it.
