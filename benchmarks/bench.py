@@ -276,8 +276,8 @@ def task_train(task):
 
 
 def profile_step(sess, fetches):
-    """One traced step: ({op type: [milliseconds, op count]}, {'SCOPE forward|backward': milliseconds})
-    summed over the step's ops (layer_of names the scope).
+    """One traced step: ({op type: [milliseconds, op count]}, {'SCOPE PASS': milliseconds}) summed over
+    the step's ops (layer_of names the scope and the pass).
 
     Ops of one step overlap (inter-op parallelism), so the sum can exceed the step's wall time.
     """
