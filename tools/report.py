@@ -405,7 +405,7 @@ def precision_table(records):
                       len(differences), seed, 100 * mean_difference, sum(d > 0 for d in differences),
                       len(bf16), 100 * mean_spread,
                       'within' if mean_difference <= mean_spread else 'larger than')]
-    return '\n'.join(lines)
+    return '\n'.join(lines) + '\n'
 
 
 def thousands(n):
