@@ -287,8 +287,8 @@ def results_table(records, planned=()):
         finished = [s for s in seeds if tests_of(s)[0]]
         lines.append('| **mean ± sd over finished seeds** | | | | %s | %s | %s | |' % (
             reproduce.mean_sd([s['best'].get('val_acc') for s in finished], ' %'),
-            reproduce.mean_sd([(tests_of(s)[0] or {}).get('test_acc') for s in seeds], ' %'),
-            reproduce.mean_sd([(tests_of(s)[1] or {}).get('test_acc') for s in seeds], ' %')))
+            reproduce.mean_sd([tests_of(s)[0]['test_acc'] for s in finished], ' %'),
+            reproduce.mean_sd([(tests_of(s)[1] or {}).get('test_acc') for s in finished], ' %')))
     # Other runs of the preset (an earlier precision, a transcribed record) after the mean, not in it.
     lines += [table_row(r, None) for r in others]
     text = '\n'.join(lines) + '\n'
@@ -423,7 +423,8 @@ def blocks(root=provenance.ROOT):
     benches, paper = load_bench_records(root), load_group('paper', root)
     return {'paper': results_table(paper, planned_seeds('paper', root)), 'peers': peers_table(),
             'speed': speed_table(benches), 'yardstick': yardstick_table(benches),
-            'baseline': baseline_table(benches), 'profile': profile_table(benches), 'layers': layers_table(benches), 'ideas': ideas_table(benches),
+            'baseline': baseline_table(benches), 'profile': profile_table(benches),
+            'layers': layers_table(benches), 'ideas': ideas_table(benches),
             'robustness': robustness_table(load_robustness_records(root)),
             'multimnist': multimnist_table(load_group('multimnist', root)),
             'precision': precision_table(paper)}
