@@ -43,6 +43,9 @@ IDEAS = {
     'bfloat16 mixed precision': {'precision': 'bfloat16'},
     'bfloat16 + xla': {'precision': 'bfloat16', 'xla': True},
     'oneDNN off (Eigen kernels)': {'env': {'TF_ENABLE_ONEDNN_OPTS': '0'}},
+    # TensorFlow leaves oneDNN off on CPUs without AVX-512 (an AVX2 Zen 3): whether its AVX2 kernels win there.
+    'oneDNN on': {'env': {'TF_ENABLE_ONEDNN_OPTS': '1'}},
+    'oneDNN on, PrimaryCaps as matmuls': {'env': {'TF_ENABLE_ONEDNN_OPTS': '1'}, 'primary_caps_impl': 'matmuls'},
     'PrimaryCaps as a space-to-depth 5x5 conv': {'conv': 'space_to_depth'},
     'PrimaryCaps space-to-depth, bfloat16': {'conv': 'space_to_depth', 'precision': 'bfloat16'},
     'PrimaryCaps as tf.nn.conv2d': {'primary_caps_impl': 'conv'},
