@@ -21,10 +21,12 @@ import sys
 import time
 
 from runtime import cli
+from runtime.cpu_kernels import prefer_onednn
 from runtime.errors import run_cli
 from runtime.quiet_start import quiet_tensorflow_logs
 
 quiet_tensorflow_logs()  # TensorFlow loads later, in the measuring functions and child processes
+prefer_onednn()  # as every command does (runtime.cpu_kernels); the children inherit it
 
 RESULT_PREFIX = 'BENCH_RESULT '
 CSV_COLUMNS = ['measurement', 'implementation', 'value', 'unit', 'batch_size', 'iter_routing',

@@ -26,6 +26,8 @@ import logging
 import os
 import sys
 
+from runtime.cpu_kernels import prefer_onednn
+
 LEVEL_VARIABLE = 'TF_CPP_MIN_LOG_LEVEL'
 QUIET_LEVEL = '3'  # hide INFO, WARNING and ERROR lines of TensorFlow's C++ runtime
 
@@ -58,8 +60,11 @@ def quiet_python_logs():
 def import_tensorflow_quietly():
     """Imports TensorFlow without its load-time log lines; call it before anything imports TensorFlow.
 
-    Only imports it when it is already loaded or the user chose a level other than 3.
+    Only imports it when it is already loaded or the user chose a level other than 3. Every command
+    passes here before TensorFlow loads, so this is also where oneDNN's kernels are chosen
+    (runtime.cpu_kernels), which TensorFlow reads as it loads.
     """
+    prefer_onednn()
     quiet = quiet_tensorflow_logs()
     quiet_python_logs()
     if 'tensorflow' in sys.modules or not quiet:

@@ -4,6 +4,8 @@ Training, evaluation and the benchmark build their tf.compat.v1.ConfigProto thro
 measures exactly what training runs. Mixed precision is a graph rewrite (grappler): variables, the
 checkpoint and the loss stay float32; only the heavy ops (conv, matmul) compute in 16 bits.
 """
+from runtime import cpu_kernels
+
 PRECISIONS = ('float32', 'bfloat16', 'float16')
 
 
@@ -63,14 +65,15 @@ PRIMARY_CAPS_IMPLS = ('auto', 'conv', 'matmuls')
 def primary_caps_impl(flags):
     """How PrimaryCaps' convolution is computed for these speed flags (--primary_caps_impl).
 
-    'auto' is 'matmuls' where the bfloat16 rewrite runs on the CPU (--precision bfloat16, oneDNN on, no
-    GPU), which trained about 2x as fast there, and 'conv' elsewhere: in float32 and with TensorFlow's own
-    (Eigen) kernels the matmuls were no faster to train and slower to infer (docs/performance.md).
+    'auto' is 'matmuls' where oneDNN's kernels run on the CPU (no GPU) and 'conv' elsewhere. With
+    oneDNN the matmuls trained 1.0-2x as fast in bfloat16 (Xeon with AMX, Zen 5) and 1.46x in float32
+    (an AVX2 Zen 3); with TensorFlow's own (Eigen) kernels they were slower to infer and used more
+    memory, and a GPU's convolutions need no help (docs/performance.md).
     """
     requested = getattr(flags, 'primary_caps_impl', 'auto')
     if requested != 'auto':
         return requested
-    if getattr(flags, 'precision', 'float32') != 'bfloat16' or not onednn_enabled():
+    if not onednn_enabled():
         return 'conv'
     import tensorflow as tf
     return 'conv' if tf.config.list_physical_devices('GPU') else 'matmuls'
@@ -86,9 +89,15 @@ def model_config(run_flags, speed_flags=None):
 
 
 def precision_note(cfg, is_gpu_run=False):
-    """A one-line note when --precision bfloat16 would silently do nothing here, else None."""
-    if getattr(cfg, 'precision', 'float32') != 'bfloat16' or is_gpu_run or onednn_enabled():
+    """A one-line note when --precision bfloat16 would do nothing or no good on this CPU, else None."""
+    if getattr(cfg, 'precision', 'float32') != 'bfloat16' or is_gpu_run:
         return None
-    return ('note: --precision bfloat16 changes nothing here: TensorFlow\'s oneDNN kernels are off on this '
-            'CPU (no AVX-512/AMX); training runs in float32. TF_ENABLE_ONEDNN_OPTS=1 turns them on, but '
-            'without bfloat16 units it is not faster')
+    if not onednn_enabled():
+        return ('note: --precision bfloat16 changes nothing here: TensorFlow\'s oneDNN kernels, which do the '
+                'bfloat16 rewrite, are off (TF_ENABLE_ONEDNN_OPTS=0, or a build without them); training '
+                'runs in float32')
+    if cpu_kernels.has_bfloat16_units() is False:
+        return ('note: --precision bfloat16 is emulated on this CPU (no AVX-512 BF16 or AMX units): no '
+                'faster to train than float32 and slower to infer (docs/performance.md); float32 is the '
+                'default')
+    return None

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.cpu_kernels import prefer_onednn
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+prefer_onednn()  # what every command does before TensorFlow loads: tests run the kernels users run
 
 
 def project_python_files(root=ROOT):

@@ -149,15 +149,22 @@ def test_bfloat16_rewrite_with_onednn_forced_on(tiny_mnist, tmp_path):
     assert op_families(ops) >= {'conv', 'matmul', 'cast'}, ops
 
 
-@pytest.mark.parametrize('precision, onednn, noted', [('bfloat16', False, True), ('bfloat16', True, False),
-                                                      ('float32', False, False)])
-def test_bfloat16_without_onednn_says_it_changes_nothing(precision, onednn, noted, monkeypatch):
+@pytest.mark.parametrize('precision, onednn, units, note_start', [
+    ('bfloat16', False, True, 'note: --precision bfloat16 changes nothing here'),
+    ('bfloat16', True, False, 'note: --precision bfloat16 is emulated on this CPU'),
+    ('bfloat16', True, True, None),
+    ('bfloat16', True, None, None),      # no /proc/cpuinfo: nothing to say
+    ('float32', False, False, None)])
+def test_bfloat16_note_says_when_it_changes_nothing_or_is_emulated(precision, onednn, units, note_start,
+                                                                    monkeypatch):
     monkeypatch.setattr(session, 'onednn_enabled', lambda: onednn)
+    monkeypatch.setattr(session.cpu_kernels, 'has_bfloat16_units', lambda: units)
     note = session.precision_note(config.parse(['--precision', precision]))
-    assert (note is not None) is noted
-    if noted:
-        assert '\n' not in note and note.startswith('note: --precision bfloat16 changes nothing here')
-        assert 'TF_ENABLE_ONEDNN_OPTS=1' in note
+    if note_start is None:
+        assert note is None
+    else:
+        assert '\n' not in note and note.startswith(note_start)
+    assert session.precision_note(config.parse(['--precision', precision]), is_gpu_run=True) is None
 
 
 
