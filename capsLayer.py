@@ -197,7 +197,7 @@ def stride2_conv_as_matmuls(inputs, weights):
                 rows = tf.constant(fold_rows[:, ki * out_h:(ki + 1) * out_h], dy.dtype)  # [H, OH]
                 return _plus(total, tf.matmul(rows, tf.reshape(by_column, [out_h, -1])))  # [H, W*B*C]
             # Summed row by row rather than stacked for one product: one [H, W*B*C] sum is held instead
-            # of all nine kernel rows' columns folds and their stack.
+            # of all nine kernel rows' column folds and their stack.
             dx = _in_sequence([lambda total, ki=ki: fold_kernel_row(total, ki) for ki in range(k)])[-1]
             return tf.transpose(tf.reshape(dx, [height, width, -1, channels]), [2, 0, 1, 3])  # [B, H, W, C]
 

@@ -2,7 +2,7 @@
 
 TensorFlow turns its oneDNN kernels on by default only on x86 CPUs with AVX-512 VNNI/BF16 or AMX; on
 an AVX2-only CPU it runs its own (Eigen) kernels. On such a CPU (a 2-core AMD EPYC Zen 3) the same
-model trained 1.46x and inferred 1.4x as fast with oneDNN on and PrimaryCaps as matmuls (the
+model trained 1.48x and inferred 1.21x as fast with oneDNN on and PrimaryCaps as matmuls (the
 benchmark's ideas pass, docs/performance.md), so every command turns them on. TensorFlow reads
 TF_ENABLE_ONEDNN_OPTS once, when it loads: this runs before the first import of TensorFlow, and child
 processes inherit it. A value the user set wins: TF_ENABLE_ONEDNN_OPTS=0 keeps TensorFlow's own
@@ -21,9 +21,9 @@ def prefer_onednn():
     return os.environ.setdefault(ONEDNN_VARIABLE, '1').strip() == '1'
 
 
-# The /proc/cpuinfo flags of units that compute bfloat16 (AVX-512 BF16, AMX). Without them oneDNN
-# emulates bfloat16 with float32 arithmetic and conversions.
-BFLOAT16_FLAGS = ('avx512_bf16', 'amx_bf16')
+# The /proc/cpuinfo flags of units that compute bfloat16: x86's AVX-512 BF16 and AMX, Arm's BF16
+# instructions ('Features'). Without them oneDNN emulates bfloat16 with float32 arithmetic.
+BFLOAT16_FLAGS = ('avx512_bf16', 'amx_bf16', 'bf16')
 
 
 def has_bfloat16_units(cpuinfo_text=None):

@@ -12,11 +12,13 @@ from runtime import cpu_kernels
 ZEN3_FLAGS = 'processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n'
 ZEN5_FLAGS = 'processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n'
 SAPPHIRE_FLAGS = 'processor\t: 0\nflags\t\t: avx2 avx512f amx_tile amx_bf16 amx_int8\n'
-ARM_FEATURES = 'processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 bf16\n'
+ARM_FEATURES = 'processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n'
+ARM_BF16_FEATURES = ARM_FEATURES.replace('crc32', 'crc32 bf16')
 
 
 @pytest.mark.parametrize('text, expected', [(ZEN3_FLAGS, False), (ZEN5_FLAGS, True), (SAPPHIRE_FLAGS, True),
-                                            (ARM_FEATURES, False), ('', None), ('model name: x\n', None)])
+                                            (ARM_FEATURES, False), (ARM_BF16_FEATURES, True),
+                                            ('', None), ('model name: x\n', None)])
 def test_bfloat16_units_come_from_the_cpu_flags(text, expected):
     assert cpu_kernels.has_bfloat16_units(text) is expected
 
