@@ -226,6 +226,12 @@ def test_precision_table_sets_bfloat16_minus_float32_beside_the_spread_of_the_bf
             'spread.') in lines[-1]
     # Without a float32 run of a bfloat16 seed there is nothing to compare.
     assert report.precision_table([r for r in records if r['name'] != 'seed1-float32']) == ''
+    # A seed whose run was lost with its machine still counts through its attempt's records.
+    record('seed2-lost', 'bfloat16', 2, [(429, 0.9884), (858, 0.9920), (1287, 0.9950)])
+    records = [r for r in report.load_group('paper', str(tmp_path)) if r['name'] != 'seed2']
+    assert report.precision_table(records).splitlines()[2:5] == [
+        '| 1 | 99.00 % | 99.04 % | +0.04 | 98.84 % | 0.20 |', '| 2 | 99.20 % | 99.16 % | -0.04 | 99.20 % | 0.04 |',
+        '| 3 | 99.30 % | 99.34 % | +0.04 | 99.50 % | 0.16 |']
 
 
 def test_hardware_cell_names_only_the_sessions_about_json_describes():

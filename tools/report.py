@@ -371,8 +371,12 @@ def precision_table(records):
     """Validation accuracy by epoch of a seed trained in float32 beside the same seed in bfloat16, and
     the spread (max - min) of the bfloat16 seeds at each epoch: whether bfloat16 moves the result by
     more than another seed does. Empty without a float32 run that a bfloat16 seed shares."""
-    bf16 = {r['seed']: val_by_epoch(r) for r in records
-            if r['seed'] is not None and r['flags'].get('precision') == 'bfloat16'}
+    # A seed's own record, else the longest of its lost attempts (same flags, seed and data order: their
+    # epochs are as real as any, only their checkpoints are gone).
+    bf16 = {}
+    for r in sorted(records, key=lambda r: (r['seed'] is None, -len(r['val'][0]))):
+        if r['flags'].get('precision') == 'bfloat16' and r['flags'].get('seed') is not None:
+            bf16.setdefault(r['flags']['seed'], val_by_epoch(r))
     f32 = [r for r in records if r['seed'] is None and r['flags'].get('precision') == 'float32'
            and r['flags'].get('seed') in bf16]
     if not f32:
