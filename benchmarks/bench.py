@@ -21,7 +21,7 @@ import sys
 import time
 
 from runtime import cli
-from runtime.cpu_kernels import prefer_onednn
+from runtime.cpu_kernels import has_bfloat16_units, prefer_onednn
 from runtime.errors import run_cli
 from runtime.quiet_start import quiet_tensorflow_logs
 
@@ -419,8 +419,7 @@ def measure(args, log=print):
     figures['routing'].update({r: res['train_step_s'] for r, res in zip(sweep, sweep_results)})
     figures.update(matmul)
     figures.update(pipeline)
-    from tools import provenance
-    fastest = fastest_precision(provenance.machine().get('isa') or [], project.get('onednn'))
+    fastest = fastest_precision(has_bfloat16_units(), project.get('onednn'))
     if fastest == args.precision:
         figures['fastest'] = (fastest, project)
     else:
@@ -442,14 +441,13 @@ def measure(args, log=print):
     return figures
 
 
-# The instruction sets that compute bfloat16 natively. Decided from the CPU, not from a timed matmul:
-# on a shared machine one noisy measurement could flip the answer (seen: 2.95x and 1.11x in two runs).
-BFLOAT16_UNITS = ('AVX-512 BF16', 'AMX BF16')
+def fastest_precision(bfloat16_units, onednn):
+    """'bfloat16' where oneDNN runs (it does the rewrite) on bfloat16 units, else 'float32'.
 
-
-def fastest_precision(isa, onednn):
-    """'bfloat16' where oneDNN runs (it does the rewrite) on bfloat16 units, else 'float32'."""
-    return 'bfloat16' if onednn and set(BFLOAT16_UNITS) & set(isa) else 'float32'
+    bfloat16_units: cpu_kernels.has_bfloat16_units(), decided from the CPU's flags rather than from a
+    timed matmul: on a shared machine one noisy measurement could flip the answer (seen: 2.95x and
+    1.11x in two runs)."""
+    return 'bfloat16' if onednn and bfloat16_units else 'float32'
 
 
 def fastest_line(figures, training_flops, forward_flops):

@@ -115,11 +115,10 @@ def test_report_reads_the_checkouts_commit_when_none_is_given(monkeypatch):
 
 
 def test_fastest_precision_needs_onednn_and_bfloat16_units():
-    assert bench.fastest_precision(['AVX2', 'AVX-512F', 'AVX-512 BF16'], onednn=True) == 'bfloat16'  # Zen 5
-    assert bench.fastest_precision(['AVX2', 'AVX-512F', 'AVX-512 BF16', 'AMX', 'AMX BF16'], True) == 'bfloat16'
-    assert bench.fastest_precision(['AVX2', 'AVX-512F', 'AVX-512 BF16'], onednn=False) == 'float32'  # no rewrite
-    assert bench.fastest_precision(['AVX2'], onednn=True) == 'float32'  # Zen 3 with oneDNN forced on
-    assert bench.fastest_precision(['AVX2', 'AVX-512F'], onednn=True) == 'float32'  # AVX-512 without BF16
+    assert bench.fastest_precision(True, onednn=True) == 'bfloat16'  # Zen 5, Xeon with AMX
+    assert bench.fastest_precision(True, onednn=False) == 'float32'  # no rewrite without oneDNN
+    assert bench.fastest_precision(False, onednn=True) == 'float32'  # Zen 3 with oneDNN forced on
+    assert bench.fastest_precision(None, onednn=True) == 'float32'  # the CPU could not say
 
 
 def test_fastest_line_is_one_parseable_line_from_the_fastest_run():
