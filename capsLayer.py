@@ -30,12 +30,14 @@ def _glorot():
     return tf1.initializers.glorot_uniform()
 
 
-def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv', as_matmuls=False):
+def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv', as_matmuls=False,
+               input_gradient='matmuls'):
     """A VALID convolution with `weights`/`biases` variables inside `scope` (names checkpoints keep).
 
-    as_matmuls: a stride-2 convolution runs as stride2_conv_as_matmuls; any other keeps tf.nn.conv2d
-    forward but takes its weight and bias gradients as matmuls (conv_with_matmul_gradients). The same
-    variables and values either way; without as_matmuls every convolution is tf.nn.conv2d.
+    as_matmuls: a stride-2 convolution runs as stride2_conv_as_matmuls (its input gradient as
+    `input_gradient` says); any other keeps tf.nn.conv2d forward but takes its weight and bias
+    gradients as matmuls (conv_with_matmul_gradients). The same variables and values either way;
+    without as_matmuls every convolution is tf.nn.conv2d.
     """
     with tf1.variable_scope(scope):
         in_channels = inputs.shape[-1]
@@ -43,7 +45,7 @@ def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scop
                                    initializer=_glorot())
         biases = tf1.get_variable('biases', [filters], initializer=tf1.zeros_initializer())
         if as_matmuls and stride == 2:
-            out = stride2_conv_as_matmuls(inputs, weights) + biases
+            out = stride2_conv_as_matmuls(inputs, weights, input_gradient) + biases
         elif as_matmuls:
             out = conv_with_matmul_gradients(inputs, weights, biases, stride)
         else:
@@ -131,7 +133,10 @@ def _patch_cells(height, width, kernel_size, out_h, out_w):
     return ((2 * oy + ki) * width + 2 * ox + kj).reshape(kernel_size, -1).astype(np.int32)
 
 
-def stride2_conv_as_matmuls(inputs, weights):
+INPUT_GRADIENTS = ('matmuls', 'conv')
+
+
+def stride2_conv_as_matmuls(inputs, weights, input_gradient='matmuls'):
     """tf.nn.conv2d(inputs, weights, strides=2, padding='VALID') as matrix products, gradient included.
 
     inputs [B, H, W, C]; weights [k, k, C, O]. PrimaryCaps' 9x9 stride-2 convolution is
@@ -146,7 +151,13 @@ def stride2_conv_as_matmuls(inputs, weights):
     columns, then over (ki, oy) onto its rows, each separable and small (a few % of the FLOPs).
     The products run one kernel row ki at a time, in sequence, and P is cut again in the backward pass
     instead of being kept: the memory of one kernel row's patches (1/k of P) rather than all of P.
+
+    input_gradient 'conv' takes dx from the library's Conv2DBackpropInput instead of the fold, the
+    same values: oneDNN's float32 kernel for it beat the fold on an AVX2 CPU, its bfloat16 kernel
+    was the slowest of all on a Xeon with AMX (docs/performance.md), so the caller picks by precision.
     """
+    if input_gradient not in INPUT_GRADIENTS:
+        raise ValueError('input_gradient must be one of %s, not %r' % (INPUT_GRADIENTS, input_gradient))
     k, _, channels, outputs = weights.shape
     _, height, width, _ = inputs.shape
     out_h, out_w = (height - k) // 2 + 1, (width - k) // 2 + 1
@@ -173,7 +184,10 @@ def stride2_conv_as_matmuls(inputs, weights):
             # After the weight gradient, not beside it: the two chains' patches and pieces are never
             # held at once (with the accumulated fold below, 169 MiB off float32 training's peak RSS).
             with tf.name_scope('input_gradient'), tf.control_dependencies([dw]):
-                dx = input_gradient(dy)
+                if input_gradient == 'conv':
+                    dx = tf1.nn.conv2d_backprop_input(tf.shape(x), w, dy, [1, 2, 2, 1], 'VALID')
+                else:
+                    dx = folded_input_gradient(dy)
             return dx, dw
 
         def weight_gradient(dy):
@@ -184,7 +198,7 @@ def stride2_conv_as_matmuls(inputs, weights):
                                     for ki in range(k)])                       # k x [O, k*C]
             return tf.reshape(tf.transpose(tf.stack(dw_rows), [0, 2, 1]), [k, k, channels, outputs])
 
-        def input_gradient(dy):
+        def folded_input_gradient(dy):
             # One output row oy per batch entry, its columns and images (ox, b) as rows.
             dy_by_row = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [out_h, 1, -1, outputs])  # [OH, 1, OW*B, O]
             w_t = tf.transpose(w, [0, 1, 3, 2])                                # [k, k, O, C]
@@ -207,15 +221,17 @@ def stride2_conv_as_matmuls(inputs, weights):
 
 
 def primary_caps(inputs, num_channels=32, caps_dim=8, kernel_size=9, stride=2,
-                 relu=True, scope='primary_caps', as_matmuls=False):
+                 relu=True, scope='primary_caps', as_matmuls=False, input_gradient='matmuls'):
     """PrimaryCaps: one conv producing num_channels * caps_dim maps, regrouped into capsules.
 
     inputs: [B, 20, 20, 256] -> conv [B, 6, 6, 32 * 8] -> u: [B, 1152, 8], squashed.
     The original TF script keeps the ReLU of the conv before squashing; the official code has none,
-    hence `relu`. as_matmuls: see conv_layer (a speed choice; the layer's values stay the same).
+    hence `relu`. as_matmuls, input_gradient: see conv_layer (speed choices; the layer's values stay
+    the same).
     """
     conv = conv_layer(inputs, num_channels * caps_dim, kernel_size, stride,
-                      activation=tf.nn.relu if relu else None, scope=scope, as_matmuls=as_matmuls)
+                      activation=tf.nn.relu if relu else None, scope=scope, as_matmuls=as_matmuls,
+                      input_gradient=input_gradient)
     height, width = conv.shape[1], conv.shape[2]
     # Channels [c * 8 : (c + 1) * 8] of each grid cell form capsule c of that cell.
     u = tf.reshape(conv, [-1, height * width * num_channels, caps_dim])  # u: [B, 1152, 8]

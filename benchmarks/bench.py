@@ -52,6 +52,8 @@ IDEAS = {
     'PrimaryCaps space-to-depth, bfloat16': {'conv': 'space_to_depth', 'precision': 'bfloat16'},
     'PrimaryCaps as tf.nn.conv2d': {'primary_caps_impl': 'conv'},
     'PrimaryCaps as matmuls': {'primary_caps_impl': 'matmuls'},
+    'PrimaryCaps input gradient as matmuls': {'primary_caps_impl': 'matmuls', 'primary_caps_input_gradient': 'matmuls'},
+    'PrimaryCaps input gradient as conv': {'primary_caps_impl': 'matmuls', 'primary_caps_input_gradient': 'conv'},
     'threads intra 2 inter 1': {'intra_op_threads': 2, 'inter_op_threads': 1},
     'threads intra 1 inter 1': {'intra_op_threads': 1, 'inter_op_threads': 1},
 }
@@ -231,7 +233,8 @@ def task_train(task):
     # The model main.py would build for these speed flags (PrimaryCaps 'auto'), unless the task names one.
     model_config = session.model_config(argparse.Namespace(
         iter_routing=task['iter_routing'], precision=task.get('precision', 'float32'),
-        primary_caps_impl=task.get('primary_caps_impl', 'auto')))
+        primary_caps_impl=task.get('primary_caps_impl', 'auto'),
+        primary_caps_input_gradient=task.get('primary_caps_input_gradient', 'auto')))
     batch, steps, warmup = task['batch_size'], task['steps'], task['warmup']
     graph = tf.Graph()
     with graph.as_default():
@@ -252,7 +255,8 @@ def task_train(task):
     graph.finalize()
     # One batch more than the timed steps need: the traced step of --profile.
     images, labels = synthetic_mnist(batch * (steps + warmup + 1))
-    result = {'primary_caps_impl': model_config.primary_caps_impl}
+    result = {'primary_caps_impl': model_config.primary_caps_impl,
+              'primary_caps_input_gradient': model_config.primary_caps_input_gradient}
     with tf1.Session(graph=graph, config=session_config(task)) as sess:
         sess.run(init)
         train_input.initialize(sess, images, labels)
@@ -392,7 +396,7 @@ def train_task(args, **overrides):
                 warmup=args.warmup, iter_routing=args.iter_routing, num_threads=args.num_threads,
                 precision=args.precision, xla=args.xla, intra_op_threads=args.intra_op_threads,
                 inter_op_threads=args.inter_op_threads, primary_caps_impl=args.primary_caps_impl,
-                inference=False)
+                primary_caps_input_gradient=args.primary_caps_input_gradient, inference=False)
     task.update(overrides)
     return task
 
@@ -534,9 +538,11 @@ def report(args, figures, load_before, machine=None, commit=None):
 
     project, tiled = figures['project'], figures.get('tiled')
     if 'primary_caps_impl' in project:
-        p('project: PrimaryCaps computed as %s (--primary_caps_impl %s)'
-          % ({'conv': 'tf.nn.conv2d', 'matmuls': 'matmuls'}[project['primary_caps_impl']],
-             args.primary_caps_impl))
+        how = {'conv': 'tf.nn.conv2d', 'matmuls': 'matmuls'}[project['primary_caps_impl']]
+        if project['primary_caps_impl'] == 'matmuls' and 'primary_caps_input_gradient' in project:
+            how += ', its input gradient as %s' % {'conv': 'Conv2DBackpropInput', 'matmuls': 'matmuls'}[
+                project['primary_caps_input_gradient']]
+        p('project: PrimaryCaps computed as %s (--primary_caps_impl %s)' % (how, args.primary_caps_impl))
     p('%-34s %14s %14s %8s' % ('', 'project', 'tiled baseline', 'ratio'))
     for key, label, unit in (('train_images_per_s', 'training images/s', 'images/s'),
                              ('infer_images_per_s', 'inference images/s', 'images/s'),
@@ -662,6 +668,9 @@ def build_parser():
     a('--xla', action='store_true', help='XLA-compile the project model')
     a('--primary_caps_impl', choices=session.PRIMARY_CAPS_IMPLS, default='auto',
       help='PrimaryCaps as tf.nn.conv2d or matmuls (auto: what main.py picks for --precision here)')
+    a('--primary_caps_input_gradient', choices=session.PRIMARY_CAPS_INPUT_GRADIENTS, default='auto',
+      help='with PrimaryCaps as matmuls, its input gradient as matmuls or the library\'s convolution '
+           '(auto: what main.py picks for --precision)')
     a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: one per core)')
     a('--inter_op_threads', type=int, default=0, help='ops run at once (0: TensorFlow chooses)')
     a('--eval_batch_size', type=int, default=500,

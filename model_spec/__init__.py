@@ -42,6 +42,9 @@ class ModelConfig:
     # capsLayer.stride2_conv_as_matmuls, Conv1 as capsLayer.conv_with_matmul_gradients). Same variables
     # and values; only the speed differs.
     primary_caps_impl: str = 'conv'
+    # With 'matmuls', how PrimaryCaps' input gradient is computed: 'matmuls' (a fold of products) or
+    # 'conv' (the library's Conv2DBackpropInput). The same values; only the speed differs.
+    primary_caps_input_gradient: str = 'matmuls'
 
     @classmethod
     def from_flags(cls, flags):
@@ -52,7 +55,7 @@ class ModelConfig:
 
 MODEL_DEFAULTS = ModelConfig()
 # Fields that choose how, not what, the model computes: a run may change them when it resumes.
-SPEED_FIELDS = ('primary_caps_impl',)
+SPEED_FIELDS = ('primary_caps_impl', 'primary_caps_input_gradient')
 
 
 @dataclasses.dataclass(frozen=True)

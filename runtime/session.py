@@ -79,13 +79,32 @@ def primary_caps_impl(flags):
     return 'conv' if tf.config.list_physical_devices('GPU') else 'matmuls'
 
 
+PRIMARY_CAPS_INPUT_GRADIENTS = ('auto', 'matmuls', 'conv')
+
+
+def primary_caps_input_gradient(flags):
+    """How PrimaryCaps' input gradient is computed when PrimaryCaps runs as matmuls
+    (--primary_caps_input_gradient).
+
+    'auto' is the library's convolution ('conv') in float32 and the fold of matmuls otherwise. In
+    float32 with oneDNN on an AVX2 Zen 3 the library's kernel trained 1.14-1.25x as fast as the fold;
+    in bfloat16 it was the slowest kernel of the step on a Xeon with AMX (docs/performance.md).
+    """
+    requested = getattr(flags, 'primary_caps_input_gradient', 'auto')
+    if requested != 'auto':
+        return requested
+    return 'conv' if getattr(flags, 'precision', 'float32') == 'float32' else 'matmuls'
+
+
 def model_config(run_flags, speed_flags=None):
     """The ModelConfig of a run's flags, its PrimaryCaps formulation decided by speed_flags (the flags
     of this session; run_flags when None)."""
     import dataclasses
     from model_spec import ModelConfig
+    speed_flags = speed_flags or run_flags
     return dataclasses.replace(ModelConfig.from_flags(run_flags),
-                               primary_caps_impl=primary_caps_impl(speed_flags or run_flags))
+                               primary_caps_impl=primary_caps_impl(speed_flags),
+                               primary_caps_input_gradient=primary_caps_input_gradient(speed_flags))
 
 
 def precision_note(cfg, is_gpu_run=False):

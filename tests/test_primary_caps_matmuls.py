@@ -31,13 +31,14 @@ def numpy_conv_stride2(x, w):
     return y
 
 
-def run_both(x_value, w_value, upstream):
+def run_both(x_value, w_value, upstream, input_gradient='matmuls'):
     """(conv2d's, the matmuls') (y, dx, dw), in float64."""
     graph = tf.Graph()
     with graph.as_default():
         x, w = tf.constant(x_value), tf.constant(w_value)
         outs = []
-        for y in (tf.nn.conv2d(x, w, strides=2, padding='VALID'), capsLayer.stride2_conv_as_matmuls(x, w)):
+        for y in (tf.nn.conv2d(x, w, strides=2, padding='VALID'),
+                  capsLayer.stride2_conv_as_matmuls(x, w, input_gradient)):
             outs.append([y] + tf.gradients(y, [x, w], grad_ys=upstream))
         with tf1.Session(graph=graph) as sess:
             return sess.run(outs)
@@ -49,13 +50,14 @@ def run_both(x_value, w_value, upstream):
                                            ((2, 13, 11, 3), 5),    # odd sides, each fully read
                                            ((1, 14, 15, 2), 9),    # even and odd, last row unread
                                            ((1, 6, 6, 2), 3)])
-def test_matmuls_equal_the_convolution_and_its_gradients(shape, kernel):
+@pytest.mark.parametrize('input_gradient', capsLayer.INPUT_GRADIENTS)
+def test_matmuls_equal_the_convolution_and_its_gradients(shape, kernel, input_gradient):
     rng = np.random.default_rng(sum(shape) + kernel)
     x = rng.standard_normal(shape)
     w = rng.standard_normal((kernel, kernel, shape[-1], 7))
     out_shape = (shape[0], (shape[1] - kernel) // 2 + 1, (shape[2] - kernel) // 2 + 1, 7)
     upstream = rng.standard_normal(out_shape)
-    (y_conv, dx_conv, dw_conv), (y_mm, dx_mm, dw_mm) = run_both(x, w, upstream)
+    (y_conv, dx_conv, dw_conv), (y_mm, dx_mm, dw_mm) = run_both(x, w, upstream, input_gradient)
     assert y_mm.shape == out_shape and dx_mm.shape == shape and dw_mm.shape == w.shape
     np.testing.assert_allclose(y_mm, numpy_conv_stride2(x, w), rtol=1e-10, atol=1e-10)
     for mine, theirs in ((y_mm, y_conv), (dx_mm, dx_conv), (dw_mm, dw_conv)):
@@ -78,6 +80,33 @@ def test_input_gradient_matches_numpy_for_a_one_hot_upstream():
     (_, dx_conv, _), (_, dx_mm, _) = run_both(x, w, upstream)
     np.testing.assert_allclose(dx_mm[0], expected[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx_conv[0], expected[0], rtol=1e-12, atol=1e-12)
+
+
+def test_an_unknown_input_gradient_is_refused():
+    with tf.Graph().as_default(), pytest.raises(ValueError, match='input_gradient'):
+        capsLayer.stride2_conv_as_matmuls(tf.zeros([1, 6, 6, 1]), tf.zeros([3, 3, 1, 2]), 'fold')
+
+
+@pytest.mark.parametrize('input_gradient, library_op', [('matmuls', 'MatMul'), ('conv', 'Conv2DBackpropInput')])
+def test_input_gradient_runs_after_the_weight_gradient(input_gradient, library_op):
+    # The order that keeps the two gradients' temporaries from being held at once (peak memory): every
+    # op of the input gradient waits, directly or through its inputs, for the weight gradient.
+    graph = tf.Graph()
+    with graph.as_default():
+        x, w = tf.zeros([2, 20, 20, 4]), tf.zeros([9, 9, 4, 8])
+        tf.gradients(capsLayer.stride2_conv_as_matmuls(x, w, input_gradient), [x, w])
+    ops = graph.get_operations()
+    weight_ops = {op for op in ops if '/weight_gradient/' in op.name}
+    input_ops = [op for op in ops if '/input_gradient/' in op.name and op.type == library_op]
+    assert weight_ops and input_ops
+
+    def waits_for_weight_gradient(op, seen):
+        if op in seen:
+            return False
+        seen.add(op)
+        ancestors = list(op.control_inputs) + [t.op for t in op.inputs]
+        return any(a in weight_ops or waits_for_weight_gradient(a, seen) for a in ancestors)
+    assert all(waits_for_weight_gradient(op, set()) for op in input_ops)
 
 
 @pytest.mark.parametrize('shape, kernel, stride', [((3, 28, 28, 1), 9, 1),   # Conv1's own: 20 x 20 out
@@ -110,12 +139,14 @@ def test_convolution_with_matmul_gradients_equals_the_convolution_and_its_gradie
     np.testing.assert_allclose(ours[3], upstream.sum(axis=(0, 1, 2)), rtol=1e-10, atol=1e-10)
 
 
-def build_model(impl, images, labels):
+def build_model(impl, images, labels, input_gradient='matmuls'):
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(3)
         model = capsNet.CapsNet(tf.constant(images), tf.constant(labels),
-                                capsNet.ModelConfig(primary_caps_impl=impl), training=True)
+                                capsNet.ModelConfig(primary_caps_impl=impl,
+                                                    primary_caps_input_gradient=input_gradient),
+                                training=True)
         grads = tf.gradients(model.total_loss, tf1.trainable_variables())
         names = [(v.name, v.shape.as_list()) for v in tf1.global_variables()]
         with tf1.Session(graph=graph) as sess:
@@ -141,6 +172,12 @@ def test_model_built_with_matmuls_has_the_same_variables_loss_and_gradients():
     np.testing.assert_allclose(loss_mm, loss_conv, rtol=1e-5)
     for mine, theirs in zip(grads_mm, grads_conv):
         np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
+    names_dx, loss_dx, grads_dx, ops_dx = build_model('matmuls', images, labels, input_gradient='conv')
+    assert names_dx == names_conv
+    assert ops_dx == {'Conv2DBackpropInput'}          # the library's input gradient, nothing else
+    np.testing.assert_allclose(loss_dx, loss_conv, rtol=1e-5)
+    for mine, theirs in zip(grads_dx, grads_conv):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
 
 
 @pytest.mark.parametrize('flags, onednn, gpu, expected', [
@@ -158,12 +195,30 @@ def test_auto_picks_matmuls_only_where_onednn_runs_on_the_cpu(flags, onednn, gpu
     assert session.model_config(argparse.Namespace(**flags)).primary_caps_impl == expected
 
 
+@pytest.mark.parametrize('flags, expected', [
+    (dict(precision='float32'), 'conv'),             # oneDNN's float32 kernel beat the fold (AVX2)
+    (dict(precision='bfloat16'), 'matmuls'),         # its bfloat16 kernel was the slowest (AMX)
+    (dict(precision='float16'), 'matmuls'),
+    (dict(precision='float32', primary_caps_input_gradient='matmuls'), 'matmuls'),
+    (dict(precision='bfloat16', primary_caps_input_gradient='conv'), 'conv')])
+def test_auto_input_gradient_follows_the_precision(flags, expected, monkeypatch):
+    monkeypatch.setattr(session, 'onednn_enabled', lambda: True)
+    monkeypatch.setattr(tf.config, 'list_physical_devices', lambda kind=None: [])
+    assert session.primary_caps_input_gradient(argparse.Namespace(**flags)) == expected
+    assert session.model_config(argparse.Namespace(**flags)).primary_caps_input_gradient == expected
+
+
 def test_flag_is_parsed_checked_and_not_part_of_a_runs_identity():
     assert config.parse([]).primary_caps_impl == 'auto'
     assert config.parse(['--primary_caps_impl', 'matmuls']).primary_caps_impl == 'matmuls'
     with pytest.raises(ConfigError, match='--primary_caps_impl: invalid choice'):
         config.parse(['--primary_caps_impl', 'im2col'])
     assert 'primary_caps_impl' not in run_record.IDENTITY_FLAGS
+    assert config.parse([]).primary_caps_input_gradient == 'auto'
+    assert config.parse(['--primary_caps_input_gradient', 'conv']).primary_caps_input_gradient == 'conv'
+    with pytest.raises(ConfigError, match='--primary_caps_input_gradient: invalid choice'):
+        config.parse(['--primary_caps_input_gradient', 'fold'])
+    assert 'primary_caps_input_gradient' not in run_record.IDENTITY_FLAGS
     assert 'primary_caps_types' in run_record.IDENTITY_FLAGS
 
 
@@ -172,5 +227,7 @@ def test_a_run_resumes_with_the_other_formulation(tiny_mnist, tmp_path):
     args = tiny_run_args(tiny_mnist, tmp_path)
     assert run_main(args + ['--max_steps', '3', '--primary_caps_impl', 'conv']) == 0
     assert run_main(args + ['--max_steps', '6', '--primary_caps_impl', 'matmuls']) == 0
+    assert run_main(args + ['--max_steps', '8', '--primary_caps_impl', 'matmuls',
+                            '--primary_caps_input_gradient', 'matmuls']) == 0
     rows = (tmp_path / 'results' / 'loss.csv').read_text().split()
-    assert rows[0].startswith('step,loss') and rows[-1].startswith('6,')
+    assert rows[0].startswith('step,loss') and rows[-1].startswith('8,')
