@@ -200,3 +200,12 @@ def test_profile_by_layer_is_reported_as_time_and_rate_of_its_flops():
     # The scopes' FLOPs are the layers' FLOPs regrouped: together the training step's.
     assert abs(sum(flops.values()) - bench.flops_per_image(args.iter_routing)[1]) < 1
     assert flops[('primary_caps', 'weight gradient')] == flops[('primary_caps', 'forward')]
+
+
+def test_the_matmul_roof_is_the_fastest_of_its_repeats(monkeypatch):
+    # A shared host slows some repeats; the roof is what the machine can reach, so the best one counts.
+    seconds = iter([9.0, 0.5, 2.0, 1.0])           # the untimed warm-up, then three timed repeats
+    monkeypatch.setattr(bench, 'timed_runs',
+                        lambda sess, fetches, count: [next(seconds) for _ in range(count)])
+    result = bench.task_matmul(dict(size=64, repeats=3))
+    assert result['matmul_gflops_float32'] == pytest.approx(2.0 * 64 ** 3 / 0.5 / 1e9)
