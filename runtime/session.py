@@ -87,7 +87,7 @@ def primary_caps_input_gradient(flags):
     (--primary_caps_input_gradient).
 
     'auto' is the library's convolution ('conv') in float32 and the fold of matmuls otherwise. In
-    float32 with oneDNN on an AVX2 Zen 3 the library's kernel trained 1.14-1.25x as fast as the fold;
+    float32 with oneDNN on an AVX2 Zen 3 the library's kernel trained 1.05-1.25x as fast as the fold;
     in bfloat16 it was the slowest kernel of the step on a Xeon with AMX (docs/performance.md).
     """
     requested = getattr(flags, 'primary_caps_input_gradient', 'auto')
