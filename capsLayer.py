@@ -31,11 +31,11 @@ def _glorot():
 
 
 def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scope='conv', as_matmuls=False,
-               input_gradient='matmuls'):
+               input_gradient='matmuls', forward='matmuls'):
     """A VALID convolution with `weights`/`biases` variables inside `scope` (names checkpoints keep).
 
-    as_matmuls: a stride-2 convolution runs as stride2_conv_as_matmuls (its input gradient as
-    `input_gradient` says); any other keeps tf.nn.conv2d forward but takes its weight and bias
+    as_matmuls: a stride-2 convolution runs as stride2_conv_as_matmuls (its forward pass and input
+    gradient as `forward` and `input_gradient` say); any other keeps tf.nn.conv2d forward but takes its weight and bias
     gradients as matmuls (conv_with_matmul_gradients). The same variables and values either way;
     without as_matmuls every convolution is tf.nn.conv2d.
     """
@@ -45,7 +45,7 @@ def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scop
                                    initializer=_glorot())
         biases = tf1.get_variable('biases', [filters], initializer=tf1.zeros_initializer())
         if as_matmuls and stride == 2:
-            out = stride2_conv_as_matmuls(inputs, weights, input_gradient) + biases
+            out = stride2_conv_as_matmuls(inputs, weights, input_gradient, forward) + biases
         elif as_matmuls:
             out = conv_with_matmul_gradients(inputs, weights, biases, stride)
         else:
@@ -133,10 +133,11 @@ def _patch_cells(height, width, kernel_size, out_h, out_w):
     return ((2 * oy + ki) * width + 2 * ox + kj).reshape(kernel_size, -1).astype(np.int32)
 
 
-INPUT_GRADIENTS = ('matmuls', 'conv')
+# How one pass of stride2_conv_as_matmuls is computed: the products below, or the library's kernel.
+PASS_KERNELS = ('matmuls', 'conv')
 
 
-def stride2_conv_as_matmuls(inputs, weights, input_gradient='matmuls'):
+def stride2_conv_as_matmuls(inputs, weights, input_gradient='matmuls', forward='matmuls'):
     """tf.nn.conv2d(inputs, weights, strides=2, padding='VALID') as matrix products, gradient included.
 
     inputs [B, H, W, C]; weights [k, k, C, O]. PrimaryCaps' 9x9 stride-2 convolution is
@@ -155,9 +156,13 @@ def stride2_conv_as_matmuls(inputs, weights, input_gradient='matmuls'):
     input_gradient 'conv' takes dx from the library's Conv2DBackpropInput instead of the fold, the
     same values: oneDNN's float32 kernel for it beat the fold on an AVX2 CPU, its bfloat16 kernel
     was the slowest of all on a Xeon with AMX (docs/performance.md), so the caller picks by precision.
+    forward 'conv' takes y from the library's tf.nn.conv2d (oneDNN's float32 kernel ran 1.18x as fast
+    as the nine products on an AVX2 CPU); the weight gradient is always the products, the library's
+    filter-gradient kernel being the slow one in every precision measured.
     """
-    if input_gradient not in INPUT_GRADIENTS:
-        raise ValueError('input_gradient must be one of %s, not %r' % (INPUT_GRADIENTS, input_gradient))
+    for name, choice in (('input_gradient', input_gradient), ('forward', forward)):
+        if choice not in PASS_KERNELS:
+            raise ValueError('%s must be one of %s, not %r' % (name, PASS_KERNELS, choice))
     k, _, channels, outputs = weights.shape
     _, height, width, _ = inputs.shape
     out_h, out_w = (height - k) // 2 + 1, (width - k) // 2 + 1
@@ -174,9 +179,12 @@ def stride2_conv_as_matmuls(inputs, weights, input_gradient='matmuls'):
 
     @tf.custom_gradient
     def conv(x, w):
-        w_rows = tf.reshape(w, [k, k * channels, outputs])                     # [k, k*C, O]
-        y = _in_sequence([lambda total, ki=ki: _plus(total, tf.matmul(row_patches(x, ki), w_rows[ki]))
-                          for ki in range(k)])[-1]                                # [B*OH*OW, O]
+        if forward == 'conv':
+            y = tf.nn.conv2d(x, w, strides=2, padding='VALID')                  # [B, OH, OW, O]
+        else:
+            w_rows = tf.reshape(w, [k, k * channels, outputs])                 # [k, k*C, O]
+            y = _in_sequence([lambda total, ki=ki: _plus(total, tf.matmul(row_patches(x, ki), w_rows[ki]))
+                              for ki in range(k)])[-1]                            # [B*OH*OW, O]
 
         def grad(dy):
             with tf.name_scope('weight_gradient'):  # the scopes the benchmark's profile reads
@@ -221,17 +229,18 @@ def stride2_conv_as_matmuls(inputs, weights, input_gradient='matmuls'):
 
 
 def primary_caps(inputs, num_channels=32, caps_dim=8, kernel_size=9, stride=2,
-                 relu=True, scope='primary_caps', as_matmuls=False, input_gradient='matmuls'):
+                 relu=True, scope='primary_caps', as_matmuls=False, input_gradient='matmuls',
+                 forward='matmuls'):
     """PrimaryCaps: one conv producing num_channels * caps_dim maps, regrouped into capsules.
 
     inputs: [B, 20, 20, 256] -> conv [B, 6, 6, 32 * 8] -> u: [B, 1152, 8], squashed.
     The original TF script keeps the ReLU of the conv before squashing; the official code has none,
-    hence `relu`. as_matmuls, input_gradient: see conv_layer (speed choices; the layer's values stay
+    hence `relu`. as_matmuls, input_gradient, forward: see conv_layer (speed choices; the layer's values stay
     the same).
     """
     conv = conv_layer(inputs, num_channels * caps_dim, kernel_size, stride,
                       activation=tf.nn.relu if relu else None, scope=scope, as_matmuls=as_matmuls,
-                      input_gradient=input_gradient)
+                      input_gradient=input_gradient, forward=forward)
     height, width = conv.shape[1], conv.shape[2]
     # Channels [c * 8 : (c + 1) * 8] of each grid cell form capsule c of that cell.
     u = tf.reshape(conv, [-1, height * width * num_channels, caps_dim])  # u: [B, 1152, 8]

@@ -53,7 +53,8 @@ class CapsNet:
         # MNIST: a 6 x 6 grid of 32 types, u: [B, 1152, 8]; CIFAR-10 24x24 crops, 64 types: 4 x 4 x 64 = [B, 1024, 8];
         # MultiMNIST 36x36: 10 x 10 x 32 = [B, 3200, 8].
         u = capsLayer.primary_caps(conv1, cfg.primary_caps_types, relu=cfg.primary_caps_relu,
-                                   as_matmuls=as_matmuls, input_gradient=cfg.primary_caps_input_gradient)
+                                   as_matmuls=as_matmuls, input_gradient=cfg.primary_caps_input_gradient,
+                                   forward=cfg.primary_caps_forward)
         self.digit_caps, self.coupling = capsLayer.digit_caps(                    # v_j: [B, classes, 16]
             u, spec.classes, 16, cfg.iter_routing, cfg.stddev,
             stop_gradient_inner=cfg.stop_gradient_routing,

@@ -110,8 +110,11 @@ def build_parser(description='Train or evaluate CapsNet (Sabour et al., 2017).',
     a('--primary_caps_impl', default='auto', choices=session.PRIMARY_CAPS_IMPLS,
       help='the convolutions as tf.nn.conv2d or as matmuls (PrimaryCaps whole, Conv1 its gradients; same weights); '
            'auto: matmuls where oneDNN runs on the CPU')
-    a('--primary_caps_input_gradient', default='auto', choices=session.PRIMARY_CAPS_INPUT_GRADIENTS,
+    a('--primary_caps_input_gradient', default='auto', choices=session.PRIMARY_CAPS_PASS_KERNELS,
       help='with PrimaryCaps as matmuls, its input gradient as matmuls or as the library\'s convolution; '
+           'auto: the convolution in float32, matmuls in bfloat16')
+    a('--primary_caps_forward', default='auto', choices=session.PRIMARY_CAPS_PASS_KERNELS,
+      help='with PrimaryCaps as matmuls, its forward pass as matmuls or as the library\'s convolution; '
            'auto: the convolution in float32, matmuls in bfloat16')
     _bool(p, 'xla', False, 'compile the graph with XLA (global jit)')
     a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: TensorFlow chooses)')

@@ -54,6 +54,8 @@ IDEAS = {
     'PrimaryCaps as matmuls': {'primary_caps_impl': 'matmuls'},
     'PrimaryCaps input gradient as matmuls': {'primary_caps_impl': 'matmuls', 'primary_caps_input_gradient': 'matmuls'},
     'PrimaryCaps input gradient as conv': {'primary_caps_impl': 'matmuls', 'primary_caps_input_gradient': 'conv'},
+    'PrimaryCaps forward as matmuls': {'primary_caps_impl': 'matmuls', 'primary_caps_forward': 'matmuls'},
+    'PrimaryCaps forward as conv': {'primary_caps_impl': 'matmuls', 'primary_caps_forward': 'conv'},
     'threads intra 2 inter 1': {'intra_op_threads': 2, 'inter_op_threads': 1},
     'threads intra 1 inter 1': {'intra_op_threads': 1, 'inter_op_threads': 1},
 }
@@ -234,7 +236,8 @@ def task_train(task):
     model_config = session.model_config(argparse.Namespace(
         iter_routing=task['iter_routing'], precision=task.get('precision', 'float32'),
         primary_caps_impl=task.get('primary_caps_impl', 'auto'),
-        primary_caps_input_gradient=task.get('primary_caps_input_gradient', 'auto')))
+        primary_caps_input_gradient=task.get('primary_caps_input_gradient', 'auto'),
+        primary_caps_forward=task.get('primary_caps_forward', 'auto')))
     batch, steps, warmup = task['batch_size'], task['steps'], task['warmup']
     graph = tf.Graph()
     with graph.as_default():
@@ -256,7 +259,8 @@ def task_train(task):
     # One batch more than the timed steps need: the traced step of --profile.
     images, labels = synthetic_mnist(batch * (steps + warmup + 1))
     result = {'primary_caps_impl': model_config.primary_caps_impl,
-              'primary_caps_input_gradient': model_config.primary_caps_input_gradient}
+              'primary_caps_input_gradient': model_config.primary_caps_input_gradient,
+              'primary_caps_forward': model_config.primary_caps_forward}
     with tf1.Session(graph=graph, config=session_config(task)) as sess:
         sess.run(init)
         train_input.initialize(sess, images, labels)
@@ -400,7 +404,8 @@ def train_task(args, **overrides):
                 warmup=args.warmup, iter_routing=args.iter_routing, num_threads=args.num_threads,
                 precision=args.precision, xla=args.xla, intra_op_threads=args.intra_op_threads,
                 inter_op_threads=args.inter_op_threads, primary_caps_impl=args.primary_caps_impl,
-                primary_caps_input_gradient=args.primary_caps_input_gradient, inference=False)
+                primary_caps_input_gradient=args.primary_caps_input_gradient,
+                primary_caps_forward=args.primary_caps_forward, inference=False)
     task.update(overrides)
     return task
 
@@ -543,6 +548,9 @@ def report(args, figures, load_before, machine=None, commit=None):
     project, tiled = figures['project'], figures.get('tiled')
     if 'primary_caps_impl' in project:
         how = {'conv': 'tf.nn.conv2d', 'matmuls': 'matmuls'}[project['primary_caps_impl']]
+        if project['primary_caps_impl'] == 'matmuls' and 'primary_caps_forward' in project:
+            how += ', its forward pass as %s' % {'conv': 'tf.nn.conv2d', 'matmuls': 'matmuls'}[
+                project['primary_caps_forward']]
         if project['primary_caps_impl'] == 'matmuls' and 'primary_caps_input_gradient' in project:
             how += ', its input gradient as %s' % {'conv': 'Conv2DBackpropInput', 'matmuls': 'matmuls'}[
                 project['primary_caps_input_gradient']]
@@ -672,8 +680,11 @@ def build_parser():
     a('--xla', action='store_true', help='XLA-compile the project model')
     a('--primary_caps_impl', choices=session.PRIMARY_CAPS_IMPLS, default='auto',
       help='PrimaryCaps as tf.nn.conv2d or matmuls (auto: what main.py picks for --precision here)')
-    a('--primary_caps_input_gradient', choices=session.PRIMARY_CAPS_INPUT_GRADIENTS, default='auto',
+    a('--primary_caps_input_gradient', choices=session.PRIMARY_CAPS_PASS_KERNELS, default='auto',
       help='with PrimaryCaps as matmuls, its input gradient as matmuls or the library\'s convolution '
+           '(auto: what main.py picks for --precision)')
+    a('--primary_caps_forward', choices=session.PRIMARY_CAPS_PASS_KERNELS, default='auto',
+      help='with PrimaryCaps as matmuls, its forward pass as matmuls or the library\'s convolution '
            '(auto: what main.py picks for --precision)')
     a('--intra_op_threads', type=int, default=0, help='threads inside one op (0: one per core)')
     a('--inter_op_threads', type=int, default=0, help='ops run at once (0: TensorFlow chooses)')

@@ -45,6 +45,9 @@ class ModelConfig:
     # With 'matmuls', how PrimaryCaps' input gradient is computed: 'matmuls' (a fold of products) or
     # 'conv' (the library's Conv2DBackpropInput). The same values; only the speed differs.
     primary_caps_input_gradient: str = 'matmuls'
+    # With 'matmuls', how its forward pass is computed: 'matmuls' (nine kernel-row products) or 'conv'
+    # (the library's tf.nn.conv2d). The same values; only the speed differs.
+    primary_caps_forward: str = 'matmuls'
 
     @classmethod
     def from_flags(cls, flags):
@@ -55,7 +58,7 @@ class ModelConfig:
 
 MODEL_DEFAULTS = ModelConfig()
 # Fields that choose how, not what, the model computes: a run may change them when it resumes.
-SPEED_FIELDS = ('primary_caps_impl', 'primary_caps_input_gradient')
+SPEED_FIELDS = ('primary_caps_impl', 'primary_caps_input_gradient', 'primary_caps_forward')
 
 
 @dataclasses.dataclass(frozen=True)

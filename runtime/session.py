@@ -79,7 +79,16 @@ def primary_caps_impl(flags):
     return 'conv' if tf.config.list_physical_devices('GPU') else 'matmuls'
 
 
-PRIMARY_CAPS_INPUT_GRADIENTS = ('auto', 'matmuls', 'conv')
+PRIMARY_CAPS_PASS_KERNELS = ('auto', 'matmuls', 'conv')
+
+
+def _library_kernel_in_float32(flags, flag_name):
+    """The flag's own choice, or for 'auto' the library's kernel ('conv') in float32 and the
+    products ('matmuls') otherwise."""
+    requested = getattr(flags, flag_name, 'auto')
+    if requested != 'auto':
+        return requested
+    return 'conv' if getattr(flags, 'precision', 'float32') == 'float32' else 'matmuls'
 
 
 def primary_caps_input_gradient(flags):
@@ -90,10 +99,18 @@ def primary_caps_input_gradient(flags):
     float32 with oneDNN on an AVX2 Zen 3 the library's kernel trained 1.05-1.25x as fast as the fold;
     in bfloat16 it was the slowest kernel of the step on a Xeon with AMX (docs/performance.md).
     """
-    requested = getattr(flags, 'primary_caps_input_gradient', 'auto')
-    if requested != 'auto':
-        return requested
-    return 'conv' if getattr(flags, 'precision', 'float32') == 'float32' else 'matmuls'
+    return _library_kernel_in_float32(flags, 'primary_caps_input_gradient')
+
+
+def primary_caps_forward(flags):
+    """How PrimaryCaps' forward pass is computed when PrimaryCaps runs as matmuls
+    (--primary_caps_forward).
+
+    'auto' is the library's tf.nn.conv2d in float32, where oneDNN's kernel ran 1.18x as fast as the
+    nine kernel-row products on an AVX2 Zen 3, and the products in bfloat16, the formulation whose
+    training speed was measured there (docs/performance.md).
+    """
+    return _library_kernel_in_float32(flags, 'primary_caps_forward')
 
 
 def model_config(run_flags, speed_flags=None):
@@ -104,7 +121,8 @@ def model_config(run_flags, speed_flags=None):
     speed_flags = speed_flags or run_flags
     return dataclasses.replace(ModelConfig.from_flags(run_flags),
                                primary_caps_impl=primary_caps_impl(speed_flags),
-                               primary_caps_input_gradient=primary_caps_input_gradient(speed_flags))
+                               primary_caps_input_gradient=primary_caps_input_gradient(speed_flags),
+                               primary_caps_forward=primary_caps_forward(speed_flags))
 
 
 def precision_note(cfg, is_gpu_run=False):

@@ -31,14 +31,14 @@ def numpy_conv_stride2(x, w):
     return y
 
 
-def run_both(x_value, w_value, upstream, input_gradient='matmuls'):
+def run_both(x_value, w_value, upstream, input_gradient='matmuls', forward='matmuls'):
     """(conv2d's, the matmuls') (y, dx, dw), in float64."""
     graph = tf.Graph()
     with graph.as_default():
         x, w = tf.constant(x_value), tf.constant(w_value)
         outs = []
         for y in (tf.nn.conv2d(x, w, strides=2, padding='VALID'),
-                  capsLayer.stride2_conv_as_matmuls(x, w, input_gradient)):
+                  capsLayer.stride2_conv_as_matmuls(x, w, input_gradient, forward)):
             outs.append([y] + tf.gradients(y, [x, w], grad_ys=upstream))
         with tf1.Session(graph=graph) as sess:
             return sess.run(outs)
@@ -50,14 +50,15 @@ def run_both(x_value, w_value, upstream, input_gradient='matmuls'):
                                            ((2, 13, 11, 3), 5),    # odd sides, each fully read
                                            ((1, 14, 15, 2), 9),    # even and odd, last row unread
                                            ((1, 6, 6, 2), 3)])
-@pytest.mark.parametrize('input_gradient', capsLayer.INPUT_GRADIENTS)
-def test_matmuls_equal_the_convolution_and_its_gradients(shape, kernel, input_gradient):
+@pytest.mark.parametrize('input_gradient', capsLayer.PASS_KERNELS)
+@pytest.mark.parametrize('forward', capsLayer.PASS_KERNELS)
+def test_matmuls_equal_the_convolution_and_its_gradients(shape, kernel, input_gradient, forward):
     rng = np.random.default_rng(sum(shape) + kernel)
     x = rng.standard_normal(shape)
     w = rng.standard_normal((kernel, kernel, shape[-1], 7))
     out_shape = (shape[0], (shape[1] - kernel) // 2 + 1, (shape[2] - kernel) // 2 + 1, 7)
     upstream = rng.standard_normal(out_shape)
-    (y_conv, dx_conv, dw_conv), (y_mm, dx_mm, dw_mm) = run_both(x, w, upstream, input_gradient)
+    (y_conv, dx_conv, dw_conv), (y_mm, dx_mm, dw_mm) = run_both(x, w, upstream, input_gradient, forward)
     assert y_mm.shape == out_shape and dx_mm.shape == shape and dw_mm.shape == w.shape
     np.testing.assert_allclose(y_mm, numpy_conv_stride2(x, w), rtol=1e-10, atol=1e-10)
     for mine, theirs in ((y_mm, y_conv), (dx_mm, dx_conv), (dw_mm, dw_conv)):
@@ -82,9 +83,12 @@ def test_input_gradient_matches_numpy_for_a_one_hot_upstream():
     np.testing.assert_allclose(dx_conv[0], expected[0], rtol=1e-12, atol=1e-12)
 
 
-def test_an_unknown_input_gradient_is_refused():
+def test_an_unknown_input_gradient_or_forward_is_refused():
+    x, w = tf.zeros([1, 6, 6, 1]), tf.zeros([3, 3, 1, 2])
     with tf.Graph().as_default(), pytest.raises(ValueError, match='input_gradient'):
-        capsLayer.stride2_conv_as_matmuls(tf.zeros([1, 6, 6, 1]), tf.zeros([3, 3, 1, 2]), 'fold')
+        capsLayer.stride2_conv_as_matmuls(x, w, 'fold')
+    with tf.Graph().as_default(), pytest.raises(ValueError, match='forward'):
+        capsLayer.stride2_conv_as_matmuls(x, w, 'conv', 'im2col')
 
 
 @pytest.mark.parametrize('input_gradient, library_op', [('matmuls', 'MatMul'), ('conv', 'Conv2DBackpropInput')])
@@ -139,13 +143,14 @@ def test_convolution_with_matmul_gradients_equals_the_convolution_and_its_gradie
     np.testing.assert_allclose(ours[3], upstream.sum(axis=(0, 1, 2)), rtol=1e-10, atol=1e-10)
 
 
-def build_model(impl, images, labels, input_gradient='matmuls'):
+def build_model(impl, images, labels, input_gradient='matmuls', forward='matmuls'):
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(3)
         model = capsNet.CapsNet(tf.constant(images), tf.constant(labels),
                                 capsNet.ModelConfig(primary_caps_impl=impl,
-                                                    primary_caps_input_gradient=input_gradient),
+                                                    primary_caps_input_gradient=input_gradient,
+                                                    primary_caps_forward=forward),
                                 training=True)
         grads = tf.gradients(model.total_loss, tf1.trainable_variables())
         names = [(v.name, v.shape.as_list()) for v in tf1.global_variables()]
@@ -178,6 +183,13 @@ def test_model_built_with_matmuls_has_the_same_variables_loss_and_gradients():
     np.testing.assert_allclose(loss_dx, loss_conv, rtol=1e-5)
     for mine, theirs in zip(grads_dx, grads_conv):
         np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
+    names_fw, loss_fw, grads_fw, ops_fw = build_model('matmuls', images, labels, input_gradient='conv',
+                                                      forward='conv')
+    assert names_fw == names_conv
+    assert ops_fw == {'Conv2D', 'Conv2DBackpropInput'}  # the weight gradient stays the products
+    np.testing.assert_allclose(loss_fw, loss_conv, rtol=1e-5)
+    for mine, theirs in zip(grads_fw, grads_conv):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
 
 
 @pytest.mark.parametrize('flags, onednn, gpu, expected', [
@@ -196,16 +208,20 @@ def test_auto_picks_matmuls_only_where_onednn_runs_on_the_cpu(flags, onednn, gpu
 
 
 @pytest.mark.parametrize('flags, expected', [
-    (dict(precision='float32'), 'conv'),             # oneDNN's float32 kernel beat the fold (AVX2)
-    (dict(precision='bfloat16'), 'matmuls'),         # its bfloat16 kernel was the slowest (AMX)
+    (dict(precision='float32'), 'conv'),             # oneDNN's float32 kernels beat the products (AVX2)
+    (dict(precision='bfloat16'), 'matmuls'),         # the formulation measured in bfloat16 (AMX)
     (dict(precision='float16'), 'matmuls'),
-    (dict(precision='float32', primary_caps_input_gradient='matmuls'), 'matmuls'),
-    (dict(precision='bfloat16', primary_caps_input_gradient='conv'), 'conv')])
-def test_auto_input_gradient_follows_the_precision(flags, expected, monkeypatch):
+    (dict(precision='float32', chosen='matmuls'), 'matmuls'),
+    (dict(precision='bfloat16', chosen='conv'), 'conv')])
+@pytest.mark.parametrize('field', ['primary_caps_input_gradient', 'primary_caps_forward'])
+def test_auto_pass_kernels_follow_the_precision(flags, expected, field, monkeypatch):
     monkeypatch.setattr(session, 'onednn_enabled', lambda: True)
     monkeypatch.setattr(tf.config, 'list_physical_devices', lambda kind=None: [])
-    assert session.primary_caps_input_gradient(argparse.Namespace(**flags)) == expected
-    assert session.model_config(argparse.Namespace(**flags)).primary_caps_input_gradient == expected
+    flags = dict(flags)
+    if 'chosen' in flags:
+        flags[field] = flags.pop('chosen')
+    assert getattr(session, field)(argparse.Namespace(**flags)) == expected
+    assert getattr(session.model_config(argparse.Namespace(**flags)), field) == expected
 
 
 def test_flag_is_parsed_checked_and_not_part_of_a_runs_identity():
@@ -219,6 +235,11 @@ def test_flag_is_parsed_checked_and_not_part_of_a_runs_identity():
     with pytest.raises(ConfigError, match='--primary_caps_input_gradient: invalid choice'):
         config.parse(['--primary_caps_input_gradient', 'fold'])
     assert 'primary_caps_input_gradient' not in run_record.IDENTITY_FLAGS
+    assert config.parse([]).primary_caps_forward == 'auto'
+    assert config.parse(['--primary_caps_forward', 'matmuls']).primary_caps_forward == 'matmuls'
+    with pytest.raises(ConfigError, match='--primary_caps_forward: invalid choice'):
+        config.parse(['--primary_caps_forward', 'im2col'])
+    assert 'primary_caps_forward' not in run_record.IDENTITY_FLAGS
     assert 'primary_caps_types' in run_record.IDENTITY_FLAGS
 
 
@@ -228,6 +249,6 @@ def test_a_run_resumes_with_the_other_formulation(tiny_mnist, tmp_path):
     assert run_main(args + ['--max_steps', '3', '--primary_caps_impl', 'conv']) == 0
     assert run_main(args + ['--max_steps', '6', '--primary_caps_impl', 'matmuls']) == 0
     assert run_main(args + ['--max_steps', '8', '--primary_caps_impl', 'matmuls',
-                            '--primary_caps_input_gradient', 'matmuls']) == 0
+                            '--primary_caps_input_gradient', 'matmuls', '--primary_caps_forward', 'matmuls']) == 0
     rows = (tmp_path / 'results' / 'loss.csv').read_text().split()
     assert rows[0].startswith('step,loss') and rows[-1].startswith('8,')
