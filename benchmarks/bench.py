@@ -239,6 +239,7 @@ def task_train(task):
         primary_caps_input_gradient=task.get('primary_caps_input_gradient', 'auto'),
         primary_caps_forward=task.get('primary_caps_forward', 'auto')))
     batch, steps, warmup = task['batch_size'], task['steps'], task['warmup']
+    infer_steps = task.get('infer_steps', steps)
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(1)
@@ -257,7 +258,7 @@ def task_train(task):
         init = tf1.global_variables_initializer()
     graph.finalize()
     # One batch more than the timed steps need: the traced step of --profile.
-    images, labels = synthetic_mnist(batch * (steps + warmup + 1))
+    images, labels = synthetic_mnist(batch * (max(steps, infer_steps) + warmup + 1))
     result = {'primary_caps_impl': model_config.primary_caps_impl,
               'primary_caps_input_gradient': model_config.primary_caps_input_gradient,
               'primary_caps_forward': model_config.primary_caps_forward}
@@ -276,14 +277,14 @@ def task_train(task):
         if task.get('inference'):
             eval_input.initialize(sess, images, labels)
             timed_runs(sess, eval_model.predictions, warmup)
-            times = timed_runs(sess, eval_model.predictions, steps)
+            times = timed_runs(sess, eval_model.predictions, infer_steps)
             result['infer_step_s'] = statistics.median(times)
             result['infer_images_per_s'] = batch / result['infer_step_s']
         if task.get('inference') and large_batch:
-            large_images, large_labels = synthetic_mnist(large_batch * (steps + warmup))
+            large_images, large_labels = synthetic_mnist(large_batch * (infer_steps + warmup))
             large_input.initialize(sess, large_images, large_labels)
             timed_runs(sess, large_model.predictions, warmup)
-            seconds = statistics.median(timed_runs(sess, large_model.predictions, steps))
+            seconds = statistics.median(timed_runs(sess, large_model.predictions, infer_steps))
             result['infer_large_batch_images_per_s'] = large_batch / seconds
     return result
 
@@ -401,6 +402,7 @@ def spawn(tasks, device, extra_env=None):
 
 def train_task(args, **overrides):
     task = dict(kind='train', impl='project', batch_size=args.batch_size, steps=args.steps,
+                infer_steps=args.infer_steps,
                 warmup=args.warmup, iter_routing=args.iter_routing, num_threads=args.num_threads,
                 precision=args.precision, xla=args.xla, intra_op_threads=args.intra_op_threads,
                 inter_op_threads=args.inter_op_threads, primary_caps_impl=args.primary_caps_impl,
@@ -517,9 +519,10 @@ def report(args, figures, load_before, machine=None, commit=None):
         out.write(text + '\n')
 
     forward, training = flops_per_image(args.iter_routing)
-    p('CapsNet benchmark: batch %d, median of %d timed steps after %d warm-up, iter_routing %d, '
-      'device %s, precision %s%s; load average %.2f before the run'
-      % (args.batch_size, args.steps, args.warmup, args.iter_routing, args.device, args.precision,
+    p('CapsNet benchmark: batch %d, median of %d timed training and %d inference steps after %d warm-up, '
+      'iter_routing %d, device %s, precision %s%s; load average %.2f before the run'
+      % (args.batch_size, args.steps, args.infer_steps, args.warmup, args.iter_routing, args.device,
+         args.precision,
          ', XLA' if args.xla else '', load_before))
     p('CPU: %s' % machine['summary'])
     p('commit: %s' % common['commit'])
@@ -671,6 +674,9 @@ def build_parser():
     a = p.add_argument
     a('--batch_size', type=int, default=128, help='batch of training and inference')
     a('--steps', type=int, default=5, help='timed steps per measurement (the median is reported)')
+    a('--infer_steps', type=int, default=15,
+      help='timed inference steps (the median is reported); more than training\'s, as each is short '
+           'and a shared host\'s speed moves from second to second')
     a('--warmup', type=int, default=2, help='untimed steps first (graph optimisation, allocation)')
     a('--iter_routing', type=int, default=3, help='routing iterations of the measured model')
     a('--routing_sweep', default='1,3,5', help='iter_routing values whose training steps are timed')
@@ -707,12 +713,12 @@ def build_parser():
 def parse_args(argv=None):
     args = build_parser().parse_args(argv)
     if args.quick:
-        args.batch_size, args.steps, args.warmup = 4, 1, 1
+        args.batch_size, args.steps, args.infer_steps, args.warmup = 4, 1, 1, 1
         args.matmul_size, args.pipeline_batches, args.eval_batch_size = 128, 3, 8
         args.routing_sweep = '1,%d' % args.iter_routing
     args.routing_sweep = sorted({int(r) for r in args.routing_sweep.split(',') if r.strip()}
                                 | {args.iter_routing})
-    for name in ('batch_size', 'steps', 'iter_routing', 'matmul_size'):
+    for name in ('batch_size', 'steps', 'infer_steps', 'iter_routing', 'matmul_size'):
         if getattr(args, name) < 1:
             build_parser().error('--%s must be at least 1' % name)
     if args.pipeline_batches < 2:

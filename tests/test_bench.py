@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT
 
 from benchmarks import bench
+from runtime.errors import ConfigError
 
 
 @pytest.mark.slow
@@ -209,3 +210,12 @@ def test_the_matmul_roof_is_the_fastest_of_its_repeats(monkeypatch):
                         lambda sess, fetches, count: [next(seconds) for _ in range(count)])
     result = bench.task_matmul(dict(size=64, repeats=3))
     assert result['matmul_gflops_float32'] == pytest.approx(2.0 * 64 ** 3 / 0.5 / 1e9)
+
+
+def test_inference_is_timed_over_its_own_number_of_steps():
+    assert bench.parse_args([]).infer_steps == 15
+    assert bench.parse_args(['--infer_steps', '40']).infer_steps == 40
+    assert bench.parse_args(['--quick']).infer_steps == 1
+    assert bench.train_task(bench.parse_args(['--infer_steps', '7']))['infer_steps'] == 7
+    with pytest.raises(ConfigError, match='--infer_steps must be at least 1'):
+        bench.parse_args(['--infer_steps', '0'])
