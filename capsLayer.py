@@ -35,9 +35,9 @@ def conv_layer(inputs, filters, kernel_size, stride, activation=tf.nn.relu, scop
     """A VALID convolution with `weights`/`biases` variables inside `scope` (names checkpoints keep).
 
     as_matmuls: a stride-2 convolution runs as stride2_conv_as_matmuls (its forward pass and input
-    gradient as `forward` and `input_gradient` say); any other keeps tf.nn.conv2d forward but takes its weight and bias
-    gradients as matmuls (conv_with_matmul_gradients). The same variables and values either way;
-    without as_matmuls every convolution is tf.nn.conv2d.
+    gradient as `forward` and `input_gradient` say); any other keeps tf.nn.conv2d forward but takes
+    its weight and bias gradients as matmuls (conv_with_matmul_gradients). The same variables and
+    values either way; without as_matmuls every convolution is tf.nn.conv2d.
     """
     with tf1.variable_scope(scope):
         in_channels = inputs.shape[-1]
@@ -235,8 +235,8 @@ def primary_caps(inputs, num_channels=32, caps_dim=8, kernel_size=9, stride=2,
 
     inputs: [B, 20, 20, 256] -> conv [B, 6, 6, 32 * 8] -> u: [B, 1152, 8], squashed.
     The original TF script keeps the ReLU of the conv before squashing; the official code has none,
-    hence `relu`. as_matmuls, input_gradient, forward: see conv_layer (speed choices; the layer's values stay
-    the same).
+    hence `relu`. as_matmuls, input_gradient, forward: see conv_layer (speed choices; the layer's
+    values stay the same).
     """
     conv = conv_layer(inputs, num_channels * caps_dim, kernel_size, stride,
                       activation=tf.nn.relu if relu else None, scope=scope, as_matmuls=as_matmuls,
