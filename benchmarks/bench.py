@@ -551,12 +551,11 @@ def report(args, figures, load_before, machine=None, commit=None):
     project, tiled = figures['project'], figures.get('tiled')
     if 'primary_caps_impl' in project:
         how = {'conv': 'tf.nn.conv2d', 'matmuls': 'matmuls'}[project['primary_caps_impl']]
-        if project['primary_caps_impl'] == 'matmuls' and 'primary_caps_forward' in project:
-            how += ', its forward pass as %s' % {'conv': 'tf.nn.conv2d', 'matmuls': 'matmuls'}[
-                project['primary_caps_forward']]
-        if project['primary_caps_impl'] == 'matmuls' and 'primary_caps_input_gradient' in project:
-            how += ', its input gradient as %s' % {'conv': 'Conv2DBackpropInput', 'matmuls': 'matmuls'}[
-                project['primary_caps_input_gradient']]
+        for field, name, library_kernel in (('primary_caps_forward', 'forward pass', 'tf.nn.conv2d'),
+                                            ('primary_caps_input_gradient', 'input gradient',
+                                             'Conv2DBackpropInput')):
+            if project['primary_caps_impl'] == 'matmuls' and field in project:
+                how += ', its %s as %s' % (name, {'conv': library_kernel, 'matmuls': 'matmuls'}[project[field]])
         p('project: PrimaryCaps computed as %s (--primary_caps_impl %s)' % (how, args.primary_caps_impl))
     p('%-34s %14s %14s %8s' % ('', 'project', 'tiled baseline', 'ratio'))
     for key, label, unit in (('train_images_per_s', 'training images/s', 'images/s'),

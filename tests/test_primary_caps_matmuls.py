@@ -83,12 +83,11 @@ def test_input_gradient_matches_numpy_for_a_one_hot_upstream():
     np.testing.assert_allclose(dx_conv[0], expected[0], rtol=1e-12, atol=1e-12)
 
 
-def test_an_unknown_input_gradient_or_forward_is_refused():
-    x, w = tf.zeros([1, 6, 6, 1]), tf.zeros([3, 3, 1, 2])
-    with tf.Graph().as_default(), pytest.raises(ValueError, match='input_gradient'):
-        capsLayer.stride2_conv_as_matmuls(x, w, 'fold')
-    with tf.Graph().as_default(), pytest.raises(ValueError, match='forward'):
-        capsLayer.stride2_conv_as_matmuls(x, w, 'conv', 'im2col')
+@pytest.mark.parametrize('choices, named', [(('fold', 'matmuls'), 'input_gradient'),
+                                             (('conv', 'im2col'), 'forward')])
+def test_an_unknown_input_gradient_or_forward_is_refused(choices, named):
+    with tf.Graph().as_default(), pytest.raises(ValueError, match=named):
+        capsLayer.stride2_conv_as_matmuls(tf.zeros([1, 6, 6, 1]), tf.zeros([3, 3, 1, 2]), *choices)
 
 
 @pytest.mark.parametrize('input_gradient, library_op', [('matmuls', 'MatMul'), ('conv', 'Conv2DBackpropInput')])
@@ -177,19 +176,15 @@ def test_model_built_with_matmuls_has_the_same_variables_loss_and_gradients():
     np.testing.assert_allclose(loss_mm, loss_conv, rtol=1e-5)
     for mine, theirs in zip(grads_mm, grads_conv):
         np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
-    names_dx, loss_dx, grads_dx, ops_dx = build_model('matmuls', images, labels, input_gradient='conv')
-    assert names_dx == names_conv
-    assert ops_dx == {'Conv2DBackpropInput'}          # the library's input gradient, nothing else
-    np.testing.assert_allclose(loss_dx, loss_conv, rtol=1e-5)
-    for mine, theirs in zip(grads_dx, grads_conv):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
-    names_fw, loss_fw, grads_fw, ops_fw = build_model('matmuls', images, labels, input_gradient='conv',
-                                                      forward='conv')
-    assert names_fw == names_conv
-    assert ops_fw == {'Conv2D', 'Conv2DBackpropInput'}  # the weight gradient stays the products
-    np.testing.assert_allclose(loss_fw, loss_conv, rtol=1e-5)
-    for mine, theirs in zip(grads_fw, grads_conv):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
+    # The library's kernels for some passes: only those passes' ops appear, the values stay the same.
+    for input_gradient, forward, library_ops in (('conv', 'matmuls', {'Conv2DBackpropInput'}),
+                                                 ('conv', 'conv', {'Conv2D', 'Conv2DBackpropInput'})):
+        names, loss, grads, ops = build_model('matmuls', images, labels, input_gradient, forward)
+        assert names == names_conv
+        assert ops == library_ops                     # the weight gradient stays the products
+        np.testing.assert_allclose(loss, loss_conv, rtol=1e-5)
+        for mine, theirs in zip(grads, grads_conv):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
 
 
 @pytest.mark.parametrize('flags, onednn, gpu, expected', [
